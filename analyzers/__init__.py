@@ -1,0 +1,1 @@
+"""Detectors for otel-sysops: pure numpy functions over the ring store, registered as entry points."""

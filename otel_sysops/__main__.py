@@ -1,0 +1,7 @@
+"""`python -m otel_sysops`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,124 @@
+"""Instruments for series that come and go (per process, per container, per GPU process).
+
+The SDK keeps an aggregation for every attribute set an observable instrument ever reported and,
+past its cardinality limit (2,000), folds all new ones into one `otel.metric.overflow` point for
+good. A host runs through tens of thousands of PIDs a day, so per-process series cannot live in
+SDK storage. These instruments keep no history: each tick their callbacks are called once and the
+points are built straight into that tick's `MetricsData`, so memory follows the live set only.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    Gauge,
+    Metric,
+    NumberDataPoint,
+    Sum,
+)
+
+from .catalog import InstrumentCatalog
+
+ChurnCallback = Callable[[CallbackOptions], Iterable[Observation]]
+Kind = Literal["gauge", "counter", "updowncounter"]
+
+
+def _attr_key(attributes: object) -> frozenset[tuple[str, object]]:
+    if not attributes:
+        return frozenset()
+    assert isinstance(attributes, dict)
+    return frozenset((k, v if not isinstance(v, list) else tuple(v)) for k, v in attributes.items())
+
+
+@dataclass(slots=True)
+class _ChurningInstrument:
+    name: str
+    kind: Kind
+    unit: str
+    description: str
+    callbacks: Sequence[ChurnCallback]
+    # Start time of each live attribute set of a counter; pruned to the live set every tick.
+    starts: dict[frozenset[tuple[str, object]], int] = field(default_factory=dict)
+
+
+class ChurningMeter:
+    """Create observable instruments whose attribute sets churn; one per instrumentation scope."""
+
+    def __init__(self, scope: str, catalog: InstrumentCatalog | None = None) -> None:
+        self.scope = scope
+        self._catalog = catalog
+        self._instruments: list[_ChurningInstrument] = []
+        self._lock = threading.Lock()
+
+    def _add(
+        self, name: str, kind: Kind, callbacks: Sequence[ChurnCallback], unit: str, description: str
+    ) -> None:
+        with self._lock:
+            self._instruments.append(_ChurningInstrument(name, kind, unit, description, list(callbacks)))
+        if self._catalog is not None:
+            self._catalog.record(self.scope, name, f"churning {kind}", unit, description)
+
+    def create_observable_gauge(
+        self, name: str, callbacks: Sequence[ChurnCallback], unit: str = "", description: str = ""
+    ) -> None:
+        """Register a gauge whose attribute sets may churn."""
+        self._add(name, "gauge", callbacks, unit, description)
+
+    def create_observable_counter(
+        self, name: str, callbacks: Sequence[ChurnCallback], unit: str = "", description: str = ""
+    ) -> None:
+        """Register a monotonic cumulative counter whose attribute sets may churn."""
+        self._add(name, "counter", callbacks, unit, description)
+
+    def create_observable_up_down_counter(
+        self, name: str, callbacks: Sequence[ChurnCallback], unit: str = "", description: str = ""
+    ) -> None:
+        """Register a non-monotonic cumulative sum whose attribute sets may churn."""
+        self._add(name, "updowncounter", callbacks, unit, description)
+
+    def collect(self, time_ns: int | None = None) -> list[Metric]:
+        """Call every callback once and return this tick's points; nothing is kept past the tick."""
+        now = time.time_ns() if time_ns is None else time_ns
+        options = CallbackOptions()
+        metrics: list[Metric] = []
+        with self._lock:
+            instruments = list(self._instruments)
+        for inst in instruments:
+            points: list[NumberDataPoint] = []
+            live: dict[frozenset[tuple[str, object]], int] = {}
+            for callback in inst.callbacks:
+                for obs in callback(options):
+                    attrs = dict(obs.attributes or {})
+                    start = None
+                    if inst.kind != "gauge":
+                        key = _attr_key(attrs)
+                        start = live[key] = inst.starts.get(key, now)
+                    points.append(
+                        NumberDataPoint(
+                            attributes=attrs,
+                            start_time_unix_nano=start or 0,
+                            time_unix_nano=now,
+                            value=obs.value,
+                        )
+                    )
+            inst.starts = live
+            if not points:
+                continue
+            data: Gauge | Sum
+            if inst.kind == "gauge":
+                data = Gauge(data_points=points)
+            else:
+                data = Sum(
+                    data_points=points,
+                    aggregation_temporality=AggregationTemporality.CUMULATIVE,
+                    is_monotonic=inst.kind == "counter",
+                )
+            metrics.append(Metric(name=inst.name, description=inst.description, unit=inst.unit, data=data))
+        return metrics

@@ -1,0 +1,33 @@
+"""`otel-sysops run`: the agent."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import anyio
+
+from otel_sysops._logging import setup_logging
+from otel_sysops.agent import Agent
+from otel_sysops.services import default_service_factories
+
+from ._common import add_settings_options, settings_from
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("run", help="run the agent (embedded defaults need no configuration)")
+    add_settings_options(parser)
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings, config, overrides = settings_from(args)
+    setup_logging(settings.log.level, settings.log.format)
+    agent = Agent(settings, config, overrides, default_service_factories())
+    logging.getLogger("otel_sysops").info(
+        "otel-sysops started: %d collectors, %d analyzers, interval %ss",
+        len(agent.pipeline.collectors),
+        len(agent.pipeline.analyzers),
+        settings.interval,
+    )
+    return anyio.run(agent.run, backend="asyncio")

@@ -1,0 +1,267 @@
+"""One collection per tick, fanned out: sample every collector once, collect the SDK once, hand
+the same `MetricsData` to every sink (ring store, OTLP, Prometheus), then run the analyzers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import Metric, MetricsData, ResourceMetrics, ScopeMetrics
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from . import __version__
+from .alerts import AlertSink, LogAlertSink
+from .catalog import InstrumentCatalog, RecordingMeter
+from .churn import ChurningMeter
+from .plugin import (
+    ANALYZERS_GROUP,
+    INSTRUMENTATION_GROUP,
+    Analyzer,
+    AnalyzerContext,
+    Collector,
+    CollectorContext,
+    ErrorCounter,
+    TickFiles,
+    load_plugins,
+)
+from .reader import TickReader
+from .resource import build_resource
+from .selftelemetry import SelfState, register_self_telemetry
+from .settings import Settings
+from .sinks import Sink, StoreSink
+from .store import RingStore
+
+_log = logging.getLogger(__name__)
+
+SELF_SCOPE = "otel_sysops"
+
+
+@dataclass
+class TickResult:
+    """What one tick produced: the collection, its time, and how long it took."""
+
+    data: MetricsData
+    timestamp: float
+    duration: float
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+class Pipeline:
+    """Own the MeterProvider (with exactly one reader), the plugins, the store and the sinks."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        resource: Resource | None = None,
+        alert_sink: AlertSink | None = None,
+        load: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.resource = resource or build_resource(settings)
+        self.catalog = InstrumentCatalog()
+        self.errors = ErrorCounter()
+        self.files = TickFiles()
+        self.state = SelfState()
+        self.alerts: AlertSink = alert_sink or LogAlertSink()
+        self.store = RingStore(
+            interval=settings.interval,
+            raw_window=settings.store.raw_window,
+            rollup_window=settings.store.rollup_window,
+            max_series=settings.store.max_series,
+            evict_after=settings.store.evict_after,
+        )
+        self.reader = TickReader()
+        self.provider = MeterProvider(resource=self.resource, metric_readers=[self.reader])
+        self.sinks: list[Sink] = [StoreSink(self.store)]
+        self.collectors: dict[str, Collector[object]] = {}
+        self.analyzers: dict[str, Analyzer] = {}
+        self._churn: list[ChurningMeter] = []
+        self._lock = threading.Lock()
+        self._logged_failures: set[tuple[str, str]] = set()
+        self.last_tick: float | None = None
+        self.last_result: TickResult | None = None
+        register_self_telemetry(
+            self.meter(SELF_SCOPE),
+            self.state,
+            self.errors,
+            self.store,
+            lambda: list(self.sinks),
+            settings.procfs,
+        )
+        if load:
+            self.load_collectors()
+            self.load_analyzers()
+
+    # -- assembly ----------------------------------------------------------------------------
+
+    def meter(self, scope: str) -> RecordingMeter:
+        """Return a meter of the pipeline's provider that records its instruments in the catalog."""
+        return RecordingMeter(self.provider.get_meter(scope, __version__), scope, self.catalog)
+
+    def churning_meter(self, scope: str) -> ChurningMeter:
+        """Return a meter for churning series, collected once per tick into the same MetricsData."""
+        churn = ChurningMeter(scope, self.catalog)
+        self._churn.append(churn)
+        return churn
+
+    def add_collector(self, name: str, collector: Collector[object]) -> None:
+        """Register a collector's instruments and sample it every tick."""
+        scope = f"otel_sysops.instrumentation.{name}"
+        collector.register(self.meter(scope), self.churning_meter(scope))
+        self.collectors[name] = collector
+
+    def add_analyzer(self, name: str, analyzer: Analyzer) -> None:
+        """Register an analyzer's instruments and run it after every tick."""
+        scope = f"otel_sysops.analyzers.{name}"
+        analyzer.register(self.meter(scope), self.churning_meter(scope))
+        self.analyzers[name] = analyzer
+
+    def add_sink(self, sink: Sink) -> None:
+        """Hand every later collection to `sink` as well."""
+        self.sinks.append(sink)
+
+    def load_collectors(self) -> None:
+        """Instantiate the collectors of the `otel_sysops.instrumentation` entry-point group."""
+        cfg = self.settings.instrumentation
+
+        def build(name: str, cls: type[Collector[object]]) -> Collector[object]:
+            return cls(CollectorContext(name, self.settings, self.files, self.errors))
+
+        for name, collector in load_plugins(INSTRUMENTATION_GROUP, build, cfg.enabled, cfg.disabled).items():
+            self.add_collector(name, collector)
+
+    def load_analyzers(self) -> None:
+        """Instantiate the analyzers of the `otel_sysops.analyzers` entry-point group."""
+        cfg = self.settings.analyzers
+        if not cfg.enabled:
+            return
+
+        def build(name: str, cls: type[Analyzer]) -> Analyzer:
+            return cls(AnalyzerContext(name, self.settings, self.store))
+
+        for name, analyzer in load_plugins(ANALYZERS_GROUP, build, None, cfg.disabled).items():
+            self.add_analyzer(name, analyzer)
+
+    # -- the tick ----------------------------------------------------------------------------
+
+    def sample(self) -> dict[str, str]:
+        """Sample every collector once; return the ones that failed, with the reason."""
+        self.files.clear()
+        failed: dict[str, str] = {}
+        now = time.monotonic()
+        for name, collector in self.collectors.items():
+            start = time.perf_counter()
+            try:
+                collector.collect(now)
+            except Exception as exc:  # noqa: BLE001 - one collector's failure must not stop the tick
+                failed[name] = f"{type(exc).__name__}: {exc}"
+                self.errors.add(name, type(exc).__name__)
+                self._log_once(name, type(exc).__name__, "collector %s failed: %s", name, failed[name])
+            with self.state.lock:
+                self.state.durations[name] = time.perf_counter() - start
+        return failed
+
+    def tick(self, timestamp: float | None = None) -> TickResult:
+        """Run one tick: sample, collect once, fan out to every sink, analyze. Never raises for a plugin."""
+        with self._lock:
+            start = time.perf_counter()
+            wall = time.time() if timestamp is None else timestamp
+            failed = self.sample()
+            data = self.reader.collect_once() or MetricsData(resource_metrics=[])
+            data = self._with_churn(data, int(wall * 1e9))
+            for sink in self.sinks:
+                try:
+                    sink.consume(data, wall)
+                except Exception as exc:  # noqa: BLE001 - a sink's bug must not stop the others
+                    self._log_once(sink.name, type(exc).__name__, "sink %s failed: %s", sink.name, exc)
+            self._analyze(wall)
+            duration = time.perf_counter() - start
+            with self.state.lock:
+                self.state.tick_duration = duration
+                self.state.ticks += 1
+            self.last_tick = wall
+            self.last_result = TickResult(data, wall, duration, failed)
+            return self.last_result
+
+    def _analyze(self, wall: float) -> None:
+        for name, analyzer in self.analyzers.items():
+            try:
+                findings = list(analyzer.analyze(wall))
+            except Exception as exc:  # noqa: BLE001 - isolate analyzer failures
+                self.errors.add(name, type(exc).__name__)
+                self._log_once(name, type(exc).__name__, "analyzer %s failed: %s", name, exc)
+                continue
+            for finding in findings:
+                self.alerts.submit(finding)
+
+    def _with_churn(self, data: MetricsData, time_ns: int) -> MetricsData:
+        extra: dict[str, list[Metric]] = {}
+        for churn in self._churn:
+            try:
+                metrics = churn.collect(time_ns)
+            except Exception as exc:  # noqa: BLE001 - a churning callback failing is one plugin's failure
+                self.errors.add(churn.scope, type(exc).__name__)
+                self._log_once(
+                    churn.scope, type(exc).__name__, "callbacks of %s failed: %s", churn.scope, exc
+                )
+                continue
+            if metrics:
+                extra.setdefault(churn.scope, []).extend(metrics)
+        if not extra:
+            return data
+        resource_metrics = list(data.resource_metrics) or [
+            ResourceMetrics(resource=self.resource, scope_metrics=[], schema_url="")
+        ]
+        first = resource_metrics[0]
+        scopes = []
+        for sm in first.scope_metrics:
+            added = extra.pop(sm.scope.name, [])
+            scopes.append(
+                ScopeMetrics(scope=sm.scope, metrics=[*sm.metrics, *added], schema_url=sm.schema_url)
+                if added
+                else sm
+            )
+        for scope, metrics in extra.items():
+            scopes.append(
+                ScopeMetrics(scope=InstrumentationScope(scope, __version__), metrics=metrics, schema_url="")
+            )
+        resource_metrics[0] = ResourceMetrics(
+            resource=first.resource, scope_metrics=scopes, schema_url=first.schema_url
+        )
+        return MetricsData(resource_metrics=resource_metrics)
+
+    def _log_once(self, who: str, kind: str, msg: str, *args: object) -> None:
+        key = (who, kind)
+        level = logging.DEBUG if key in self._logged_failures else logging.WARNING
+        self._logged_failures.add(key)
+        _log.log(level, msg, *args)
+
+    # -- teardown ----------------------------------------------------------------------------
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Flush and stop every sink (within `timeout` seconds in all), the plugins and the provider."""
+        deadline = time.monotonic() + timeout
+        for sink in self.sinks:
+            sink.close(max(0.0, deadline - time.monotonic()))
+        closers = [c.close for c in self.collectors.values()] + [a.close for a in self.analyzers.values()]
+        for close in closers:
+            try:
+                close()
+            except Exception as exc:  # noqa: BLE001 - teardown is best effort
+                _log.debug("close failed: %s", exc)
+        self.provider.shutdown(timeout_millis=max(0.0, deadline - time.monotonic()) * 1000)
+
+
+def iter_points(data: MetricsData) -> Iterable[tuple[Metric, object]]:
+    """Yield (metric, data point) for every point of a collection."""
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                for point in metric.data.data_points:
+                    yield metric, point

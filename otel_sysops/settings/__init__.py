@@ -1,0 +1,23 @@
+"""Settings: one object built from defaults, a TOML file, SYSOPS_* variables and the command line."""
+
+from ._base import Section
+from ._core import (
+    CONFIG_ENV,
+    LogSettings,
+    OtlpSettings,
+    PrometheusSettings,
+    Settings,
+    StoreSettings,
+    load_settings,
+)
+
+__all__ = [
+    "CONFIG_ENV",
+    "LogSettings",
+    "OtlpSettings",
+    "PrometheusSettings",
+    "Section",
+    "Settings",
+    "StoreSettings",
+    "load_settings",
+]

@@ -1,0 +1,58 @@
+"""The sink interface, and the sink that fills the ring store."""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+from opentelemetry.sdk.metrics.export import Gauge, HistogramDataPoint, MetricsData, Sum
+
+from otel_sysops.store import AttrKey, RingStore, attr_key
+
+
+class Sink(Protocol):
+    """Consume one tick's collection without blocking the tick (no network I/O inline)."""
+
+    name: str
+
+    def consume(self, data: MetricsData, timestamp: float) -> None:
+        """Take the collection made at `timestamp` (seconds since the epoch)."""
+
+    def failures(self) -> int:
+        """Return how many exports failed so far."""
+
+    def close(self, timeout: float) -> None:
+        """Flush what is pending within `timeout` seconds and stop."""
+
+
+class StoreSink:
+    """Append every number data point of a collection to the ring store."""
+
+    name = "store"
+
+    def __init__(self, store: RingStore) -> None:
+        self.store = store
+
+    def consume(self, data: MetricsData, timestamp: float) -> None:
+        self.store.begin_tick(timestamp)
+        for rm in data.resource_metrics:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    if not isinstance(metric.data, Gauge | Sum):
+                        continue
+                    keys: list[AttrKey] = []
+                    values: list[float] = []
+                    for point in metric.data.data_points:
+                        if isinstance(point, HistogramDataPoint):
+                            continue
+                        keys.append(attr_key(point.attributes))
+                        value = float(point.value)
+                        values.append(value if math.isfinite(value) else math.nan)
+                    if keys:
+                        self.store.put(metric.name, keys, values)
+
+    def failures(self) -> int:
+        return 0
+
+    def close(self, timeout: float) -> None:
+        return None

@@ -1,0 +1,155 @@
+"""Export each tick over OTLP on a worker thread: a slow or dead endpoint never delays a tick."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Mapping
+from typing import Protocol
+
+from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData
+
+from otel_sysops.errors import ConfigError
+from otel_sysops.settings import OtlpSettings
+
+_log = logging.getLogger(__name__)
+
+_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+_MAX_BACKOFF = 30.0
+
+
+class Exporter(Protocol):
+    """The part of an OTLP MetricExporter the worker uses."""
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = ..., **kwargs: object
+    ) -> MetricExportResult: ...
+
+    def shutdown(self, timeout_millis: float = ..., **kwargs: object) -> None: ...
+
+
+def otlp_enabled(settings: OtlpSettings, environ: Mapping[str, str] | None = None) -> bool:
+    """Return whether OTLP export is on: explicitly, or because an OTLP endpoint variable is set."""
+    if settings.enabled is not None:
+        return settings.enabled
+    env = os.environ if environ is None else environ
+    return any(env.get(var) for var in _ENDPOINT_VARS)
+
+
+def otlp_protocol(settings: OtlpSettings, environ: Mapping[str, str] | None = None) -> str:
+    """Return the OTLP protocol: the setting, then the standard variables, then grpc."""
+    env = os.environ if environ is None else environ
+    protocol = (
+        settings.protocol
+        or env.get("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
+        or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "grpc"
+    )
+    if protocol not in ("grpc", "http/protobuf"):
+        raise ConfigError(
+            f"OTEL_EXPORTER_OTLP_PROTOCOL: {protocol!r} is not supported; accepted: grpc, http/protobuf"
+        )
+    return protocol
+
+
+def make_exporter(protocol: str) -> Exporter:
+    """Build the OTLP exporter for `protocol`, importing only that transport (grpc costs ~15 MB)."""
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as Grpc
+
+        return Grpc()
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as Http
+
+    return Http()
+
+
+class OtlpSink:
+    """Queue collections and export them in order on one worker, with bounded retry and buffer."""
+
+    name = "otlp"
+
+    def __init__(
+        self,
+        exporter: Exporter,
+        queue_size: int = 60,
+        max_attempts: int = 5,
+        backoff: float = 1.0,
+        timeout_millis: float = 10_000,
+    ) -> None:
+        self._exporter = exporter
+        self._queue: deque[MetricsData] = deque()
+        self._queue_size = queue_size
+        self._max_attempts = max_attempts
+        self._backoff = backoff
+        self._timeout_millis = timeout_millis
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._failures = 0
+        self.dropped = 0
+        self.exported = 0
+        self._thread = threading.Thread(target=self._run, name="sysops-otlp", daemon=True)
+        self._thread.start()
+
+    def consume(self, data: MetricsData, timestamp: float) -> None:
+        with self._cond:
+            if len(self._queue) >= self._queue_size:
+                # Cumulative data: dropping the oldest tick loses resolution, never totals.
+                self._queue.popleft()
+                self.dropped += 1
+            self._queue.append(data)
+            self._cond.notify()
+
+    def failures(self) -> int:
+        return self._failures
+
+    def pending(self) -> int:
+        """Return the number of collections waiting to be exported."""
+        with self._cond:
+            return len(self._queue)
+
+    def _run(self) -> None:
+        attempts = 0
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                data = self._queue[0]
+            try:
+                result = self._exporter.export(data, timeout_millis=self._timeout_millis)
+            except Exception as exc:  # noqa: BLE001 - an exporter bug must not kill the worker
+                _log.warning("OTLP export raised %s: %s", type(exc).__name__, exc)
+                result = MetricExportResult.FAILURE
+            with self._cond:
+                if result is MetricExportResult.SUCCESS:
+                    attempts = 0
+                    self.exported += 1
+                    if self._queue and self._queue[0] is data:
+                        self._queue.popleft()
+                    continue
+                self._failures += 1
+                attempts += 1
+                if attempts >= self._max_attempts:
+                    _log.warning("OTLP export failed %d times; dropping one collection", attempts)
+                    if self._queue and self._queue[0] is data:
+                        self._queue.popleft()
+                        self.dropped += 1
+                    attempts = 0
+                    continue
+                if self._stopping:
+                    return
+                self._cond.wait(min(self._backoff * 2 ** (attempts - 1), _MAX_BACKOFF))
+
+    def close(self, timeout: float) -> None:
+        """Let the worker drain the queue for up to `timeout` seconds, then shut the exporter down."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        try:
+            self._exporter.shutdown(timeout_millis=max(timeout, 0.1) * 1000)
+        except Exception as exc:  # noqa: BLE001 - shutdown is best effort
+            _log.debug("OTLP exporter shutdown: %s", exc)

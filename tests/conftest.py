@@ -1,0 +1,56 @@
+"""Shared fixtures: free ports, settings builders, and binaries that must exist in CI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from otel_sysops.settings import Settings, load_settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+# .ci/run sets this: a test that would skip for a missing binary or package fails instead.
+STRICT = os.environ.get("SYSOPS_TEST_STRICT") == "1"
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip the test when `condition` is false, except under SYSOPS_TEST_STRICT=1 where it fails."""
+    if condition:
+        return
+    if STRICT:
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+
+
+def need_binary(name: str) -> str:
+    """Return the path of an executable, or skip (fail in CI) when it is absent."""
+    path = shutil.which(name)
+    need(path is not None, f"{name} is not installed")
+    assert path is not None
+    return path
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def make_settings(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Settings]:
+    """Build Settings from keyword overrides only, ignoring the caller's SYSOPS_* environment."""
+    for key in list(os.environ):
+        if key.startswith(("SYSOPS_", "OTEL_")):
+            monkeypatch.delenv(key)
+
+    def build(**overrides: Any) -> Settings:
+        overrides.setdefault("prometheus", {"enabled": False})
+        return load_settings(None, overrides, environ={})
+
+    return build

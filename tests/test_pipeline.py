@@ -1,0 +1,206 @@
+"""One collection per tick, fanned out: every callback runs once, every sink sees the same values."""
+
+from __future__ import annotations
+
+import re
+import threading
+import tracemalloc
+from collections.abc import Callable, Iterable
+
+import pytest
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData
+
+from otel_sysops.churn import ChurningMeter
+from otel_sysops.pipeline import Pipeline, iter_points
+from otel_sysops.plugin import Collector, CollectorContext
+from otel_sysops.settings import Settings
+from otel_sysops.sinks import PrometheusSink
+from otel_sysops.sinks._otlp import OtlpSink
+
+
+class RecordingExporter:
+    """An OTLP exporter stand-in behind the sink's Exporter protocol: keeps what it is given."""
+
+    def __init__(self, results: list[MetricExportResult] | None = None) -> None:
+        self.received: list[MetricsData] = []
+        self.results = list(results or [])
+        self.calls = 0
+        self.done = threading.Event()
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: object
+    ) -> MetricExportResult:
+        self.calls += 1
+        result = self.results.pop(0) if self.results else MetricExportResult.SUCCESS
+        if result is MetricExportResult.SUCCESS:
+            self.received.append(metrics_data)
+            self.done.set()
+        return result
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: object) -> None:
+        return None
+
+
+class CountingCollector(Collector[int]):
+    """A collector whose sample and callbacks count how often they run."""
+
+    def __init__(self, ctx: CollectorContext) -> None:
+        super().__init__(ctx)
+        self.samples = 0
+        self.calls = {"gauge": 0, "counter": 0, "churn": 0}
+
+    def sample(self, now: float) -> int:
+        self.samples += 1
+        return self.samples
+
+    def register(self, meter: Meter, churn: ChurningMeter) -> None:
+        meter.create_observable_gauge("test.gauge", [self._gauge], "1")
+        meter.create_observable_counter("test.counter", [self._counter], "By")
+        churn.create_observable_gauge("test.churn", [self._churn], "1")
+
+    def _gauge(self, _: CallbackOptions) -> Iterable[Observation]:
+        self.calls["gauge"] += 1
+        assert self.snapshot is not None
+        return [Observation(self.snapshot * 1.5, {"k": "a"}), Observation(self.snapshot * 2.5, {"k": "b"})]
+
+    def _counter(self, _: CallbackOptions) -> Iterable[Observation]:
+        self.calls["counter"] += 1
+        assert self.snapshot is not None
+        return [Observation(self.snapshot * 1000)]
+
+    def _churn(self, _: CallbackOptions) -> Iterable[Observation]:
+        self.calls["churn"] += 1
+        assert self.snapshot is not None
+        return [Observation(self.snapshot + 0.25, {"process.pid": self.snapshot})]
+
+
+def _values(data: MetricsData) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (m.name, tuple(sorted((k, str(v)) for k, v in p.attributes.items()))): float(p.value)  # type: ignore[attr-defined]
+        for m, p in iter_points(data)
+        if m.name.startswith("test.")
+    }
+
+
+def _prometheus_values(text: str) -> dict[str, float]:
+    out = {}
+    for line in text.splitlines():
+        match = re.match(r"^(test_[a-z_]+)(\{[^}]*\})? (\S+)$", line)
+        if match:
+            out[match.group(1) + (match.group(2) or "")] = float(match.group(3))
+    return out
+
+
+@pytest.fixture
+def pipeline(
+    make_settings: Callable[..., Settings],
+) -> Iterable[tuple[Pipeline, CountingCollector, RecordingExporter, PrometheusSink]]:
+    settings = make_settings(interval=1.0)
+    pipe = Pipeline(settings, load=False)
+    collector = CountingCollector(CollectorContext("counting", settings))
+    pipe.add_collector("counting", collector)
+    exporter = RecordingExporter()
+    prom = PrometheusSink()
+    pipe.add_sink(OtlpSink(exporter))
+    pipe.add_sink(prom)
+    yield pipe, collector, exporter, prom
+    pipe.close(2.0)
+
+
+def test_each_callback_runs_once_per_tick_with_all_sinks_on(
+    pipeline: tuple[Pipeline, CountingCollector, RecordingExporter, PrometheusSink],
+) -> None:
+    pipe, collector, _exporter, prom = pipeline
+    for _ in range(5):
+        pipe.tick()
+        # A scrape serves the cached collection: it must not run callbacks.
+        prom.render()
+        prom.render("openmetrics")
+    assert collector.samples == 5
+    assert collector.calls == {"gauge": 5, "counter": 5, "churn": 5}
+
+
+def test_one_tick_reaches_otlp_prometheus_and_store_with_the_same_values(
+    pipeline: tuple[Pipeline, CountingCollector, RecordingExporter, PrometheusSink],
+) -> None:
+    pipe, _, exporter, prom = pipeline
+    result = pipe.tick()
+    assert exporter.done.wait(5)
+    sent = _values(exporter.received[-1])
+    assert sent == _values(result.data)
+    assert sent == {
+        ("test.gauge", (("k", "a"),)): 1.5,
+        ("test.gauge", (("k", "b"),)): 2.5,
+        ("test.counter", ()): 1000.0,
+        ("test.churn", (("process.pid", "1"),)): 1.25,
+    }
+    scraped = _prometheus_values(prom.render().decode())
+    assert scraped == {
+        'test_gauge{k="a"}': 1.5,
+        'test_gauge{k="b"}': 2.5,
+        "test_counter_bytes_total": 1000.0,
+        'test_churn{process_pid="1"}': 1.25,
+    }
+    for (name, attrs), value in sent.items():
+        _, stored = pipe.store.last(name, dict(attrs), 1)
+        assert stored[-1] == value
+
+
+def test_plain_sdk_instrument_overflows_past_the_cardinality_limit(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # The problem the churning instruments exist for: the SDK folds attribute sets past 2,000.
+    pipe = Pipeline(make_settings(), load=False)
+    state = {"tick": 0}
+
+    def pids(_: CallbackOptions) -> Iterable[Observation]:
+        base = state["tick"] * 500
+        return [Observation(1.0, {"process.pid": base + i}) for i in range(500)]
+
+    pipe.meter("test").create_observable_gauge("test.sdk_pids", [pids])
+    names: set[str] = set()
+    for tick in range(6):
+        state["tick"] = tick
+        data = pipe.tick().data
+        names |= {k for m, p in iter_points(data) if m.name == "test.sdk_pids" for k in p.attributes}
+    pipe.close(1.0)
+    assert "otel.metric.overflow" in names
+
+
+def test_ten_thousand_pids_over_time_never_overflow_and_memory_stays_bounded(
+    make_settings: Callable[..., Settings],
+) -> None:
+    pipe = Pipeline(make_settings(store={"max_series": 5000, "evict_after": 5.0}), load=False)
+    churn = pipe.churning_meter("test")
+    state = {"tick": 0}
+    per_tick, ticks = 50, 400  # 20,000 attribute sets in all, 50 alive at a time
+
+    def pids(_: CallbackOptions) -> Iterable[Observation]:
+        base = state["tick"] * per_tick
+        return [Observation(float(i), {"process.pid": base + i}) for i in range(per_tick)]
+
+    churn.create_observable_gauge("test.process.memory", [pids], "By")
+    seen: set[int] = set()
+    tracemalloc.start()
+    mid = 0
+    try:
+        for tick in range(ticks):
+            state["tick"] = tick
+            data = pipe.tick(timestamp=1_000_000.0 + tick).data
+            points = [p for m, p in iter_points(data) if m.name == "test.process.memory"]
+            assert len(points) == per_tick
+            for p in points:
+                assert "otel.metric.overflow" not in p.attributes
+                seen.add(int(p.attributes["process.pid"]))  # type: ignore[arg-type]
+            if tick == ticks // 4:
+                mid = tracemalloc.get_traced_memory()[0]
+        end = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+        pipe.close(1.0)
+    assert len(seen) == per_tick * ticks
+    # The live set is constant, so memory after 300 more ticks (15,000 more PIDs) stays where it was.
+    assert end < mid * 1.25 + 256 * 1024, (mid, end)
+    assert pipe.store.series_count < 5000
+    assert pipe.store.refused == 0
