@@ -26,7 +26,7 @@ def add_settings_options(parser: argparse.ArgumentParser) -> None:
 
 
 def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
-    """Turn --interval and --set KEY=VALUE into nested override dicts (values parsed as JSON when possible)."""
+    """Turn --interval and --set KEY=VALUE into nested overrides (values parsed as JSON when possible)."""
     out: dict[str, Any] = {}
     if getattr(args, "interval", None) is not None:
         out["interval"] = args.interval
