@@ -74,7 +74,17 @@ class Agent:
         self.service_factories = service_factories or []
         self.services: list[Service] = []
         self.bound: tuple[str, int] | None = None
+        self._pipeline_hooks: list[Callable[[Pipeline], None]] = []
         self._reload_requested = False
+
+    def add_pipeline_hook(self, hook: Callable[[Pipeline], None]) -> None:
+        """Call `hook` with the current pipeline now and with every pipeline a reload builds.
+
+        Services use it to register their own instruments (e.g. `sysops.log.matches`) on
+        `pipeline.meter(scope)`, which a reload replaces.
+        """
+        self._pipeline_hooks.append(hook)
+        hook(self.pipeline)
 
     # -- health ------------------------------------------------------------------------------
 
@@ -166,6 +176,8 @@ class Agent:
         old = self.pipeline
         listen_changed = settings.prometheus != self.settings.prometheus
         await anyio.to_thread.run_sync(old.close, SHUTDOWN_TIMEOUT)
+        for hook in self._pipeline_hooks:
+            hook(pipeline)
         self.settings, self.pipeline = settings, pipeline
         setup_logging(settings.log.level, settings.log.format)
         if listen_changed or self._prometheus() is not None:

@@ -3,7 +3,7 @@
 from otel_sysops.errors import SysopsError
 
 from ._sink import AlertSink, LogAlertSink
-from .channel import Alert, AlertState, Channel, Notification
+from .channel import Alert, AlertState, Channel, Notification, SilenceControl
 from .model import Finding, Severity, fingerprint
 
 
@@ -21,5 +21,6 @@ __all__ = [
     "LogAlertSink",
     "Notification",
     "Severity",
+    "SilenceControl",
     "fingerprint",
 ]

@@ -76,3 +76,21 @@ class Channel(Protocol):
 
     async def aclose(self) -> None:
         """Release connections."""
+
+
+class SilenceControl(Protocol):
+    """Run-time silences and the active alerts: what the alert manager offers the control plane."""
+
+    def add_silence(
+        self, matchers: Mapping[str, str], duration: float, comment: str = "", created_by: str = ""
+    ) -> str:
+        """Silence alerts whose fields/labels match every matcher for `duration` seconds; return its id."""
+
+    def remove_silence(self, silence_id: str) -> bool:
+        """Remove a silence; return whether it existed."""
+
+    def silences(self) -> list[dict[str, Any]]:
+        """Return the active silences as JSON-able dicts (id, matchers, ends_at, comment, created_by)."""
+
+    def active_alerts(self) -> list[Alert]:
+        """Return the alerts firing now."""
