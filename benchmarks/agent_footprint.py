@@ -155,7 +155,8 @@ def main() -> None:
     for name in procs:
         rss, uss = samples[name][-1]
         print(
-            f"{name:22s} {rss:8.1f} {uss:8.1f} {cpu[name]:11.3f} {latency[name][0]:10.2f} {latency[name][1]:7d}"
+            f"{name:22s} {rss:8.1f} {uss:8.1f} {cpu[name]:11.3f} "
+            f"{latency[name][0]:10.2f} {latency[name][1]:7d}"
         )
     ours = samples["otel-sysops"][-1]
     print(f"otel-sysops RSS over the run (MB): {[round(s[0], 1) for s in samples['otel-sysops']]}")
@@ -163,7 +164,8 @@ def main() -> None:
         if name != "otel-sysops":
             print(
                 f"ratio otel-sysops/{name}: RSS {ours[0] / samples[name][-1][0]:.2f}, "
-                f"USS {ours[1] / samples[name][-1][1]:.2f}, scrape {latency['otel-sysops'][0] / latency[name][0]:.2f}"
+                f"USS {ours[1] / samples[name][-1][1]:.2f}, "
+                f"scrape {latency['otel-sysops'][0] / latency[name][0]:.2f}"
             )
 
 

@@ -123,7 +123,8 @@ def main() -> None:
     stock, stock_series = bench_stock(endpoint, handler, args.ticks)
     sink.stop()
     print(
-        f"one tick = collect + OTLP export + one Prometheus scrape; {args.ticks} ticks; {os.cpu_count()} cores"
+        "one tick = collect + OTLP export + one Prometheus scrape; "
+        f"{args.ticks} ticks; {os.cpu_count()} cores"
     )
     print(f"{'':44s} {'CPU ms/tick':>12s} {'series':>7s} {'µs/series':>10s}")
     print(

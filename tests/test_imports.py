@@ -13,7 +13,9 @@ from otel_sysops.agent import Agent
 from otel_sysops.settings import load_settings
 agent = Agent(load_settings(None, {"prometheus": {"enabled": False}}))
 agent.pipeline.tick()
-print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} | {m for m in sys.modules if m.startswith("opentelemetry.exporter")})))
+tops = {m.split(".")[0] for m in sys.modules}
+exporters = {m for m in sys.modules if m.startswith("opentelemetry.exporter")}
+print(json.dumps(sorted(tops | exporters)))
 """
 
 
