@@ -110,3 +110,34 @@ def test_rollups_survive_a_restart_through_sqlite(tmp_path: Path) -> None:
 def test_put_before_begin_tick_is_an_error() -> None:
     with pytest.raises(RuntimeError):
         RingStore().put("m", [()], [1.0])
+
+
+def test_pipeline_persists_rollups_and_a_reload_keeps_the_store(tmp_path: Path) -> None:
+    import time
+
+    from otel_sysops.agent import build_pipeline
+    from otel_sysops.settings import load_settings
+
+    db = tmp_path / "rollups.db"
+    settings = load_settings(
+        None, {"prometheus": {"enabled": False}, "store": {"sqlite_path": str(db)}}, environ={}
+    )
+    first = build_pipeline(settings)
+    start = (time.time() // 60) * 60 - 300
+    for k in range(20):
+        first.tick(timestamp=start + k * 10)
+    assert first.store.rollups("system.memory.limit", {}).timestamps.size == 3
+    # A reload with the same store shape hands the same store (and database) over.
+    reloaded = build_pipeline(settings, previous=first)
+    first.close(1.0)
+    assert reloaded.store is first.store
+    assert reloaded.rollup_db is not None
+    # A different interval means a different shape: a fresh store, refilled from SQLite.
+    other = load_settings(
+        None, {"prometheus": {"enabled": False}, "interval": 5, "store": {"sqlite_path": str(db)}}, environ={}
+    )
+    reloaded.close(1.0)
+    fresh = build_pipeline(other)
+    assert fresh.store is not first.store
+    assert fresh.store.rollups("system.memory.limit", {}).timestamps.size == 3
+    fresh.close(1.0)
