@@ -1,0 +1,792 @@
+"""NVIDIA GPUs through NVML: utilization, memory, temperature, power, clocks, PCIe, ECC, retired
+pages, remapped rows, NVLink, per-process memory and Xid events, one NVML pass per tick.
+
+Names follow the semantic conventions' `hw.*` metrics (`hw.gpu.*`, `hw.temperature`, `hw.power`,
+`hw.energy`, `hw.errors`, `hw.status` with `hw.type=gpu`); what they do not cover is `sysops.gpu.*`
+(see docs/metrics.md and docs/gpu.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.semconv._incubating.attributes.hw_attributes import (
+    HW_GPU_TASK,
+    HW_ID,
+    HW_NAME,
+    HW_STATE,
+    HW_TYPE,
+    HW_VENDOR,
+    HwGpuTaskValues,
+    HwStateValues,
+    HwTypeValues,
+)
+from opentelemetry.semconv._incubating.attributes.network_attributes import NETWORK_IO_DIRECTION
+from opentelemetry.semconv._incubating.attributes.process_attributes import (
+    PROCESS_EXECUTABLE_NAME,
+    PROCESS_PID,
+)
+from opentelemetry.semconv._incubating.metrics import hw_metrics as hw
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+
+from otel_sysops.churn import ChurningMeter
+from otel_sysops.errors import CollectorUnavailableError
+from otel_sysops.plugin import Collector, CollectorContext
+
+from . import _nvml as nv
+
+_log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Attrs = dict[str, str | int]
+
+# Names where the semantic conventions have none (listed in docs/metrics.md).
+GPU_MEMORY_BUSY = "sysops.gpu.memory.busy"
+GPU_CLOCK_FREQUENCY = "sysops.gpu.clock.frequency"
+GPU_FAN_SPEED_RATIO = "sysops.gpu.fan.speed_ratio"
+GPU_PCIE_THROUGHPUT = "sysops.gpu.pcie.throughput"
+GPU_PCIE_REPLAYS = "sysops.gpu.pcie.replays"
+GPU_CLOCKS_EVENT_ACTIVE = "sysops.gpu.clocks_event.active"
+GPU_RETIRED_PAGES = "sysops.gpu.retired_pages"
+GPU_RETIRED_PAGES_PENDING = "sysops.gpu.retired_pages.pending"
+GPU_REMAPPED_ROWS = "sysops.gpu.remapped_rows"
+GPU_REMAPPED_ROWS_PENDING = "sysops.gpu.remapped_rows.pending"
+GPU_REMAPPED_ROWS_FAILURE = "sysops.gpu.remapped_rows.failure"
+GPU_NVLINK_IO = "sysops.gpu.nvlink.io"
+GPU_NVLINK_ERRORS = "sysops.gpu.nvlink.errors"
+GPU_XID_EVENTS = "sysops.gpu.xid.events"
+GPU_PROCESS_MEMORY_USAGE = "sysops.gpu.process.memory.usage"
+
+# Attributes where the semantic conventions have none.
+PCI_BUS_ID = "sysops.pci.bus_id"
+NUMA_NODE = "sysops.numa.node"
+GPU_CLOCK = "sysops.gpu.clock"
+GPU_CLOCKS_EVENT_REASON = "sysops.gpu.clocks_event.reason"
+GPU_ECC_COUNTER = "sysops.gpu.ecc.counter"
+GPU_RETIREMENT_CAUSE = "sysops.gpu.retirement.cause"
+GPU_REMAP_CAUSE = "sysops.gpu.remap.cause"
+GPU_NVLINK_LINK = "sysops.gpu.nvlink.link"
+GPU_XID = "sysops.gpu.xid"
+
+VENDOR = "NVIDIA"
+GPU = HwTypeValues.GPU.value
+STATES = (HwStateValues.OK.value, HwStateValues.DEGRADED.value, HwStateValues.FAILED.value)
+# NVML reports PCIe throughput in KB/s over a 20 ms sample (nvml.h: nvmlDeviceGetPcieThroughput).
+_KB = 1024
+_KIB = 1024
+# Events read per tick at most, so a storm of events cannot stall the tick.
+_MAX_EVENTS_PER_TICK = 256
+_NVLINK_ERRORS = {
+    "replay": nv.NVLINK_ERROR_DL_REPLAY,
+    "recovery": nv.NVLINK_ERROR_DL_RECOVERY,
+    "crc_flit": nv.NVLINK_ERROR_DL_CRC_FLIT,
+    "crc_data": nv.NVLINK_ERROR_DL_CRC_DATA,
+}
+_ECC = {
+    ("corrected", "volatile"): (nv.MEMORY_ERROR_TYPE_CORRECTED, nv.VOLATILE_ECC),
+    ("uncorrected", "volatile"): (nv.MEMORY_ERROR_TYPE_UNCORRECTED, nv.VOLATILE_ECC),
+    ("corrected", "aggregate"): (nv.MEMORY_ERROR_TYPE_CORRECTED, nv.AGGREGATE_ECC),
+    ("uncorrected", "aggregate"): (nv.MEMORY_ERROR_TYPE_UNCORRECTED, nv.AGGREGATE_ECC),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class GpuInfo:
+    """What identifies a GPU (the inventory and the stable attributes of its series)."""
+
+    index: int
+    uuid: str
+    name: str
+    serial: str | None = None
+    vbios: str | None = None
+    memory_total: int | None = None
+    pci_bus_id: str | None = None
+    numa_node: int | None = None
+
+    def attributes(self) -> Attrs:
+        """Return the attributes every series of this GPU carries."""
+        attrs: Attrs = {HW_ID: self.uuid, HW_NAME: self.name, HW_VENDOR: VENDOR}
+        if self.pci_bus_id is not None:
+            attrs[PCI_BUS_ID] = self.pci_bus_id
+        if self.numa_node is not None:
+            attrs[NUMA_NODE] = self.numa_node
+        return attrs
+
+
+@dataclass(slots=True)
+class GpuReading:
+    """One tick's answers of one GPU; a field is None/empty where the query failed or is unsupported."""
+
+    state: str = HwStateValues.OK.value
+    utilization: dict[str, float] = field(default_factory=dict)  # hw.gpu.task -> fraction
+    memory_busy: float | None = None
+    memory_used: int | None = None
+    memory_total: int | None = None
+    temperature: float | None = None
+    power: float | None = None  # W
+    energy: float | None = None  # J, since the driver loaded
+    clocks: dict[str, float] = field(default_factory=dict)  # sm/memory -> Hz
+    fan: float | None = None
+    pcie_rate: dict[str, float] = field(default_factory=dict)  # direction -> By/s
+    pcie_bytes: dict[str, float] = field(default_factory=dict)  # direction -> By, integrated
+    pcie_replays: int | None = None
+    clock_events: int | None = None  # bitmask
+    ecc: dict[tuple[str, str], int] = field(default_factory=dict)  # (error.type, counter) -> errors
+    retired: dict[str, int] = field(default_factory=dict)  # cause -> pages
+    retired_pending: int | None = None
+    remapped: dict[str, int] = field(default_factory=dict)  # cause -> rows
+    remap_pending: int | None = None
+    remap_failure: int | None = None
+    nvlink_bytes: dict[tuple[int, str], int] = field(default_factory=dict)
+    nvlink_errors: dict[tuple[int, str], int] = field(default_factory=dict)
+    xid: dict[int, int] = field(default_factory=dict)
+    processes: list[tuple[int, int, str | None]] = field(default_factory=list)  # pid, bytes, comm
+
+
+@dataclass(slots=True)
+class GpuSample:
+    """One GPU in one snapshot: its attributes and its reading."""
+
+    attrs: Attrs
+    generic: Attrs  # attrs + hw.type=gpu, for the generic hw.* metrics
+    reading: GpuReading
+
+
+@dataclass(slots=True)
+class GpuSnapshot:
+    """Every GPU's reading of one tick."""
+
+    gpus: list[GpuSample]
+
+
+@dataclass(slots=True)
+class _Device:
+    """What the collector keeps about one GPU across ticks."""
+
+    index: int
+    handle: object | None
+    info: GpuInfo
+    lost: bool = False
+    # Queries this device answered "not supported": never asked again.
+    unsupported: set[str] = field(default_factory=set)
+    pcie_bytes: dict[str, float] = field(default_factory=dict)
+    last_sample: float | None = None
+    nvlinks: list[int] | None = None
+    xid: Counter[int] = field(default_factory=Counter)
+    events: bool = False
+
+
+class _DeviceLostError(Exception):
+    """NVML says this GPU is lost (fell off the bus) or needs a reset."""
+
+
+class _UninitializedError(Exception):
+    """NVML was shut down under us; re-initialize before the next query."""
+
+
+def _numa_node(sysfs: Path, bus_id: str | None) -> int | None:
+    """Return the NUMA node of a PCI device from sysfs, None when unknown (-1 or unreadable)."""
+    if bus_id is None:
+        return None
+    try:
+        node = int((sysfs / "bus" / "pci" / "devices" / nv.sysfs_bus_id(bus_id) / "numa_node").read_text())
+    except (OSError, ValueError):
+        return None
+    return node if node >= 0 else None
+
+
+def _identify(nvml: nv.NvmlModule, index: int, sysfs: Path) -> tuple[object | None, GpuInfo, bool]:
+    """Return the handle, identity and lost flag of GPU `index`; missing answers are None."""
+    err = nvml.NVMLError
+    lost = False
+
+    def ask(fn: Callable[..., T], *args: object) -> T | None:
+        nonlocal lost
+        if lost:
+            return None
+        try:
+            return fn(*args)
+        except err as exc:
+            if nv.error_code(exc) in nv.LOST:
+                lost = True
+            return None
+
+    handle = ask(nvml.nvmlDeviceGetHandleByIndex, index)
+    if handle is None:
+        return None, GpuInfo(index, f"GPU-index-{index}", "unknown"), True
+    uuid = ask(nvml.nvmlDeviceGetUUID, handle)
+    name = ask(nvml.nvmlDeviceGetName, handle)
+    serial = ask(nvml.nvmlDeviceGetSerial, handle)
+    vbios = ask(nvml.nvmlDeviceGetVbiosVersion, handle)
+    memory = ask(nvml.nvmlDeviceGetMemoryInfo, handle)
+    pci = ask(nvml.nvmlDeviceGetPciInfo, handle)
+    bus_id = nv.text(pci.busId) if pci is not None else None
+    info = GpuInfo(
+        index=index,
+        uuid=nv.text(uuid) if uuid is not None else f"GPU-index-{index}",
+        name=nv.text(name) if name is not None else "unknown",
+        serial=nv.text(serial) if serial is not None else None,
+        vbios=nv.text(vbios) if vbios is not None else None,
+        memory_total=int(memory.total) if memory is not None else None,
+        pci_bus_id=bus_id,
+        numa_node=_numa_node(sysfs, bus_id),
+    )
+    return handle, info, lost
+
+
+def _init(nvml: nv.NvmlModule) -> None:
+    """nvmlInit(); raise CollectorUnavailableError when there is no usable driver."""
+    try:
+        nvml.nvmlInit()
+    except nvml.NVMLError as exc:
+        raise CollectorUnavailableError(f"NVML cannot start: {exc} (code {nv.error_code(exc)})") from exc
+
+
+def gpu_inventory(nvml_module_name: str = "pynvml", sysfs: Path = Path("/sys")) -> list[dict[str, object]]:
+    """List the GPUs (model, UUID, serial, driver, VBIOS, memory, PCI bus, NUMA node); [] without NVML."""
+    try:
+        nvml = nv.load_nvml(nvml_module_name)
+        _init(nvml)
+    except CollectorUnavailableError as exc:
+        _log.debug("no GPU inventory: %s", exc)
+        return []
+    try:
+        try:
+            driver: str | None = nv.text(nvml.nvmlSystemGetDriverVersion())
+        except nvml.NVMLError:
+            driver = None
+        try:
+            count = int(nvml.nvmlDeviceGetCount())
+        except nvml.NVMLError as exc:
+            _log.debug("no GPU inventory: nvmlDeviceGetCount: %s", exc)
+            return []
+        out: list[dict[str, object]] = []
+        for index in range(count):
+            _, info, lost = _identify(nvml, index, sysfs)
+            out.append(
+                {
+                    "index": info.index,
+                    "model": info.name,
+                    "uuid": info.uuid,
+                    "serial": info.serial,
+                    "driver_version": driver,
+                    "vbios_version": info.vbios,
+                    "memory_total_bytes": info.memory_total,
+                    "pci_bus_id": info.pci_bus_id,
+                    "numa_node": info.numa_node,
+                    "lost": lost,
+                }
+            )
+        return out
+    finally:
+        try:
+            nvml.nvmlShutdown()
+        except nvml.NVMLError as exc:
+            _log.debug("nvmlShutdown: %s", exc)
+
+
+class GpuCollector(Collector[GpuSnapshot]):
+    """Every NVIDIA GPU NVML sees; one INFO line and off when there is no driver or binding."""
+
+    def __init__(self, ctx: CollectorContext, nvml: nv.NvmlModule | None = None) -> None:
+        super().__init__(ctx)
+        cfg = ctx.settings.gpu
+        if not cfg.enabled:
+            raise CollectorUnavailableError("disabled by gpu.enabled = false")
+        self._cfg = cfg
+        self._nvml = nvml if nvml is not None else nv.load_nvml(cfg.nvml_module)
+        _init(self._nvml)
+        self._open = True
+        self._reinit = False
+        self._event_set: object | None = None
+        try:
+            self._devices = self._discover({})
+        except self._nvml.NVMLError as exc:
+            self.close()
+            raise CollectorUnavailableError(f"NVML cannot list GPUs: {exc}") from exc
+        if not self._devices:
+            self.close()
+            raise CollectorUnavailableError("NVML sees no GPU")
+        if cfg.xid_events:
+            self._register_events()
+
+    # -- discovery ---------------------------------------------------------------------------
+
+    def _discover(self, previous: dict[str, _Device]) -> list[_Device]:
+        """Enumerate the GPUs; carry over what was learnt about a GPU seen before (by UUID)."""
+        devices = []
+        for index in range(int(self._nvml.nvmlDeviceGetCount())):
+            handle, info, lost = _identify(self._nvml, index, self.ctx.sysfs)
+            old = previous.get(info.uuid)
+            dev = _Device(index, handle, info, lost=lost)
+            if old is not None:
+                dev.unsupported, dev.pcie_bytes, dev.xid, dev.nvlinks = (
+                    old.unsupported,
+                    old.pcie_bytes,
+                    old.xid,
+                    old.nvlinks,
+                )
+            devices.append(dev)
+        return devices
+
+    def _register_events(self) -> None:
+        """Register every GPU for Xid events; a GPU or driver without event support is skipped."""
+        nvml = self._nvml
+        try:
+            event_set = nvml.nvmlEventSetCreate()
+        except nvml.NVMLError as exc:
+            _log.info("GPU Xid events unavailable: %s", exc)
+            return
+        for dev in self._devices:
+            if dev.handle is None or dev.lost:
+                continue
+            try:
+                nvml.nvmlDeviceRegisterEvents(dev.handle, nv.EVENT_TYPE_XID_CRITICAL_ERROR, event_set)
+                dev.events = True
+            except nvml.NVMLError as exc:
+                _log.debug("GPU %s: no Xid events: %s", dev.info.uuid, exc)
+        if any(dev.events for dev in self._devices):
+            self._event_set = event_set
+        else:
+            self._free_events(event_set)
+
+    def _free_events(self, event_set: object) -> None:
+        try:
+            self._nvml.nvmlEventSetFree(event_set)
+        except self._nvml.NVMLError as exc:
+            _log.debug("nvmlEventSetFree: %s", exc)
+
+    # -- sampling ----------------------------------------------------------------------------
+
+    def _ask(self, dev: _Device, key: str, fn: Callable[..., T], *args: object) -> T | None:
+        """Call one NVML query; None when unsupported (remembered) or failing (counted)."""
+        if key in dev.unsupported:
+            return None
+        try:
+            return fn(*args)
+        except self._nvml.NVMLError as exc:
+            code = nv.error_code(exc)
+            if code in nv.UNSUPPORTED:
+                dev.unsupported.add(key)
+                return None
+            if code in nv.LOST:
+                raise _DeviceLostError(str(exc)) from exc
+            if code == nv.UNINITIALIZED:
+                raise _UninitializedError(str(exc)) from exc
+            self.ctx.count_error(f"nvml_{code}")
+            return None
+
+    def sample(self, now: float) -> GpuSnapshot:
+        if self._reinit:
+            self._reinitialize()
+        self._poll_events()
+        gpus = []
+        for dev in self._devices:
+            try:
+                reading = self._read(dev, now)
+                dev.lost = False
+            except _DeviceLostError:
+                if not dev.lost:
+                    _log.error(
+                        "GPU %s (%s) is lost: NVML cannot reach it", dev.info.uuid, dev.info.pci_bus_id
+                    )
+                dev.lost = True
+                self.ctx.count_error("gpu_lost")
+                reading = GpuReading(state=HwStateValues.FAILED.value)
+            except _UninitializedError:
+                self._reinit = True
+                self.ctx.count_error("nvml_uninitialized")
+                continue
+            except Exception as exc:  # noqa: BLE001 - one GPU's failure must not hide the others
+                self.ctx.count_error(type(exc).__name__)
+                _log.debug("GPU %s: %s", dev.info.uuid, exc)
+                continue
+            reading.xid = dict(dev.xid)
+            attrs = dev.info.attributes()
+            gpus.append(GpuSample(attrs, {**attrs, HW_TYPE: GPU}, reading))
+        return GpuSnapshot(gpus)
+
+    def _reinitialize(self) -> None:
+        """Start NVML again after NVML_ERROR_UNINITIALIZED and find the GPUs again."""
+        try:
+            self._nvml.nvmlInit()
+            self._devices = self._discover({d.info.uuid: d for d in self._devices})
+        except self._nvml.NVMLError as exc:
+            self.ctx.count_error("nvml_reinit")
+            _log.debug("NVML re-initialization failed: %s", exc)
+            return
+        self._reinit = False
+
+    def _read(self, dev: _Device, now: float) -> GpuReading:
+        """Ask every query of one GPU once."""
+        if dev.handle is None:
+            # Lost before it could even be enumerated: look again.
+            handle, info, lost = _identify(self._nvml, dev.index, self.ctx.sysfs)
+            if lost or handle is None:
+                raise _DeviceLostError("no handle")
+            dev.handle, dev.info = handle, info
+        h, nvml, ask = dev.handle, self._nvml, self._ask
+        r = GpuReading()
+        util = ask(dev, "utilization", nvml.nvmlDeviceGetUtilizationRates, h)
+        if util is not None:
+            r.utilization[HwGpuTaskValues.GENERAL.value] = util.gpu / 100.0
+            r.memory_busy = util.memory / 100.0
+        enc = ask(dev, "encoder", nvml.nvmlDeviceGetEncoderUtilization, h)
+        if enc is not None:
+            r.utilization[HwGpuTaskValues.ENCODER.value] = enc[0] / 100.0
+        dec = ask(dev, "decoder", nvml.nvmlDeviceGetDecoderUtilization, h)
+        if dec is not None:
+            r.utilization[HwGpuTaskValues.DECODER.value] = dec[0] / 100.0
+        mem = ask(dev, "memory", nvml.nvmlDeviceGetMemoryInfo, h)
+        if mem is not None:
+            r.memory_used, r.memory_total = int(mem.used), int(mem.total)
+        temp = ask(dev, "temperature", nvml.nvmlDeviceGetTemperature, h, nv.TEMPERATURE_GPU)
+        r.temperature = None if temp is None else float(temp)
+        power = ask(dev, "power", nvml.nvmlDeviceGetPowerUsage, h)
+        r.power = None if power is None else power / 1000.0  # mW
+        energy = ask(dev, "energy", nvml.nvmlDeviceGetTotalEnergyConsumption, h)
+        r.energy = None if energy is None else energy / 1000.0  # mJ
+        for clock, kind in (("sm", nv.CLOCK_SM), ("memory", nv.CLOCK_MEM)):
+            mhz = ask(dev, f"clock.{clock}", nvml.nvmlDeviceGetClockInfo, h, kind)
+            if mhz is not None:
+                r.clocks[clock] = mhz * 1e6
+        fan = ask(dev, "fan", nvml.nvmlDeviceGetFanSpeed, h)
+        r.fan = None if fan is None else fan / 100.0
+        self._read_pcie(dev, r, now)
+        reasons = getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
+        r.clock_events = ask(
+            dev, "clock_events", reasons or nvml.nvmlDeviceGetCurrentClocksThrottleReasons, h
+        )
+        self._read_memory_health(dev, r)
+        if self._cfg.nvlink_max_links:
+            self._read_nvlink(dev, r)
+        if self._cfg.top_processes:
+            self._read_processes(dev, r)
+        r.state = self._state(r)
+        return r
+
+    def _read_pcie(self, dev: _Device, r: GpuReading, now: float) -> None:
+        h, nvml = dev.handle, self._nvml
+        dt = None if dev.last_sample is None else max(0.0, now - dev.last_sample)
+        dev.last_sample = now
+        for direction, counter in (("transmit", nv.PCIE_UTIL_TX_BYTES), ("receive", nv.PCIE_UTIL_RX_BYTES)):
+            kbps = self._ask(dev, f"pcie.{direction}", nvml.nvmlDeviceGetPcieThroughput, h, counter)
+            if kbps is None:
+                continue
+            rate = kbps * _KB
+            r.pcie_rate[direction] = rate
+            # hw.gpu.io is a byte counter; NVML only gives a sampled rate, integrated over the tick.
+            total = dev.pcie_bytes.get(direction, 0.0) + (rate * dt if dt is not None else 0.0)
+            dev.pcie_bytes[direction] = r.pcie_bytes[direction] = total
+        r.pcie_replays = self._ask(dev, "pcie.replays", nvml.nvmlDeviceGetPcieReplayCounter, h)
+
+    def _read_memory_health(self, dev: _Device, r: GpuReading) -> None:
+        """ECC counters, retired pages (pre-Ampere), remapped rows (Ampere and later)."""
+        h, nvml, ask = dev.handle, self._nvml, self._ask
+        for key, (error_type, counter) in _ECC.items():
+            # One "not supported" (ECC off or absent) stands for all four counters.
+            count = ask(dev, "ecc", nvml.nvmlDeviceGetTotalEccErrors, h, error_type, counter)
+            if count is not None:
+                r.ecc[key] = int(count)
+        for cause, code in (
+            ("multiple_single_bit", nv.PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS),
+            ("double_bit", nv.PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR),
+        ):
+            pages = ask(dev, "retired_pages", nvml.nvmlDeviceGetRetiredPages, h, code)
+            if pages is not None:
+                r.retired[cause] = len(pages)
+        pending = ask(dev, "retired_pages.pending", nvml.nvmlDeviceGetRetiredPagesPendingStatus, h)
+        r.retired_pending = None if pending is None else int(bool(pending))
+        rows = ask(dev, "remapped_rows", nvml.nvmlDeviceGetRemappedRows, h)
+        if rows is not None:
+            correctable, uncorrectable, pending_rows, failure = rows
+            r.remapped = {"correctable": int(correctable), "uncorrectable": int(uncorrectable)}
+            r.remap_pending, r.remap_failure = int(bool(pending_rows)), int(bool(failure))
+
+    def _read_nvlink(self, dev: _Device, r: GpuReading) -> None:
+        h, nvml = dev.handle, self._nvml
+        if dev.nvlinks is None:
+            links = []
+            for link in range(self._cfg.nvlink_max_links):
+                try:
+                    state = nvml.nvmlDeviceGetNvLinkState(h, link)
+                except nvml.NVMLError as exc:
+                    if nv.error_code(exc) in nv.LOST:
+                        raise _DeviceLostError(str(exc)) from exc
+                    if link == 0 or nv.error_code(exc) in (nv.INVALID_ARGUMENT, *nv.UNSUPPORTED):
+                        break
+                    continue
+                if state:
+                    links.append(link)
+            dev.nvlinks = links
+        if not dev.nvlinks:
+            return
+        for link in dev.nvlinks:
+            for kind, counter in _NVLINK_ERRORS.items():
+                n = self._ask(
+                    dev, f"nvlink.{link}.{kind}", nvml.nvmlDeviceGetNvLinkErrorCounter, h, link, counter
+                )
+                if n is not None:
+                    r.nvlink_errors[(link, kind)] = int(n)
+        fields = [
+            (fid, link)
+            for link in dev.nvlinks
+            for fid in (nv.FI_DEV_NVLINK_THROUGHPUT_DATA_TX, nv.FI_DEV_NVLINK_THROUGHPUT_DATA_RX)
+        ]
+        values = self._ask(dev, "nvlink.throughput", nvml.nvmlDeviceGetFieldValues, h, fields)
+        for value in values or ():
+            if value.nvmlReturn != 0:
+                continue
+            direction = "transmit" if value.fieldId == nv.FI_DEV_NVLINK_THROUGHPUT_DATA_TX else "receive"
+            r.nvlink_bytes[(int(value.scopeId), direction)] = int(value.value.ullVal) * _KIB
+
+    def _read_processes(self, dev: _Device, r: GpuReading) -> None:
+        procs = self._ask(dev, "processes", self._nvml.nvmlDeviceGetComputeRunningProcesses, dev.handle)
+        if not procs:
+            return
+        known = [(int(p.pid), int(p.usedGpuMemory)) for p in procs if p.usedGpuMemory is not None]
+        known.sort(key=lambda item: item[1], reverse=True)
+        for pid, used in known[: self._cfg.top_processes]:
+            r.processes.append((pid, used, self._comm(pid)))
+
+    def _comm(self, pid: int) -> str | None:
+        try:
+            return self.ctx.files.read_text(self.ctx.procfs / str(pid) / "comm").strip() or None
+        except OSError:
+            return None  # gone already, or in another PID namespace
+
+    @staticmethod
+    def _state(r: GpuReading) -> str:
+        """ok, or degraded while memory repair waits for a reset or has failed."""
+        if r.remap_failure or r.remap_pending or r.retired_pending:
+            return HwStateValues.DEGRADED.value
+        return HwStateValues.OK.value
+
+    def _poll_events(self) -> None:
+        """Drain the Xid events that arrived since the last tick (nvmlEventSetWait with timeout 0)."""
+        if self._event_set is None:
+            return
+        nvml = self._nvml
+        by_uuid = {dev.info.uuid: dev for dev in self._devices}
+        for _ in range(_MAX_EVENTS_PER_TICK):
+            try:
+                data = nvml.nvmlEventSetWait(self._event_set, 0)
+            except nvml.NVMLError as exc:
+                if nv.error_code(exc) != nv.TIMEOUT:
+                    self.ctx.count_error(f"nvml_event_{nv.error_code(exc)}")
+                return
+            if not data.eventType & nv.EVENT_TYPE_XID_CRITICAL_ERROR:
+                continue
+            try:
+                uuid = nv.text(nvml.nvmlDeviceGetUUID(data.device))
+            except nvml.NVMLError:
+                self.ctx.count_error("xid_unknown_device")
+                continue
+            dev = by_uuid.get(uuid)
+            if dev is not None:
+                dev.xid[int(data.eventData)] += 1
+
+    # -- instruments -------------------------------------------------------------------------
+
+    def _cb(
+        self, pick: Callable[[GpuReading], Iterable[tuple[float, Attrs]]], generic: bool = False
+    ) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        """Build a callback yielding `pick(reading)` for every GPU with its attributes."""
+
+        def callback(_: CallbackOptions) -> Iterator[Observation]:
+            snap = self.snapshot
+            if snap is None:
+                return
+            for gpu in snap.gpus:
+                base = gpu.generic if generic else gpu.attrs
+                for value, extra in pick(gpu.reading):
+                    yield Observation(value, {**base, **extra} if extra else base)
+
+        return callback
+
+    def register(self, meter: Meter, churn: ChurningMeter) -> None:
+        gauge, counter, updown = (
+            meter.create_observable_gauge,
+            meter.create_observable_counter,
+            meter.create_observable_up_down_counter,
+        )
+        cb = self._cb
+        gauge(
+            hw.HW_GPU_UTILIZATION,
+            [cb(lambda r: [(v, {HW_GPU_TASK: t}) for t, v in r.utilization.items()])],
+            "1",
+            "Fraction of the last sample period the GPU was busy, by task (general, encoder, decoder)",
+        )
+        updown(hw.HW_GPU_MEMORY_USAGE, [cb(lambda r: _one(r.memory_used))], "By", "GPU memory in use")
+        updown(hw.HW_GPU_MEMORY_LIMIT, [cb(lambda r: _one(r.memory_total))], "By", "GPU memory in total")
+        gauge(
+            hw.HW_GPU_MEMORY_UTILIZATION,
+            [cb(lambda r: _one(_ratio(r.memory_used, r.memory_total)))],
+            "1",
+            "Fraction of GPU memory in use",
+        )
+        counter(
+            hw.HW_GPU_IO,
+            [cb(lambda r: [(v, {NETWORK_IO_DIRECTION: d}) for d, v in r.pcie_bytes.items()])],
+            "By",
+            "PCIe bytes, integrated from NVML's sampled throughput",
+        )
+        gauge(hw.HW_TEMPERATURE, [cb(lambda r: _one(r.temperature), True)], "Cel", "GPU core temperature")
+        gauge(hw.HW_POWER, [cb(lambda r: _one(r.power), True)], "W", "GPU board power draw")
+        counter(hw.HW_ENERGY, [cb(lambda r: _one(r.energy), True)], "J", "GPU energy since the driver loaded")
+        counter(
+            hw.HW_ERRORS,
+            [cb(lambda r: [(v, {ERROR_TYPE: t, GPU_ECC_COUNTER: c}) for (t, c), v in r.ecc.items()], True)],
+            "{error}",
+            "GPU memory ECC errors: volatile (since the driver loaded) and aggregate (lifetime)",
+        )
+        updown(
+            hw.HW_STATUS,
+            [cb(lambda r: [(int(r.state == s), {HW_STATE: s}) for s in STATES], True)],
+            "1",
+            "1 for the GPU's current state (ok, degraded, failed = lost from the bus), 0 otherwise",
+        )
+        gauge(
+            GPU_MEMORY_BUSY,
+            [cb(lambda r: _one(r.memory_busy))],
+            "1",
+            "Fraction of the last sample period device memory was being read or written",
+        )
+        gauge(
+            GPU_CLOCK_FREQUENCY,
+            [cb(lambda r: [(v, {GPU_CLOCK: c}) for c, v in r.clocks.items()])],
+            "Hz",
+            "Current SM and memory clocks",
+        )
+        gauge(
+            GPU_FAN_SPEED_RATIO, [cb(lambda r: _one(r.fan))], "1", "Intended fan speed, fraction of maximum"
+        )
+        gauge(
+            GPU_PCIE_THROUGHPUT,
+            [cb(lambda r: [(v, {NETWORK_IO_DIRECTION: d}) for d, v in r.pcie_rate.items()])],
+            "By/s",
+            "PCIe throughput sampled by NVML (20 ms window)",
+        )
+        counter(GPU_PCIE_REPLAYS, [cb(lambda r: _one(r.pcie_replays))], "{replay}", "PCIe replay counter")
+        gauge(
+            GPU_CLOCKS_EVENT_ACTIVE,
+            [cb(_clock_events)],
+            "1",
+            "1 while a clock-event (throttle) reason holds the clocks down, 0 otherwise",
+        )
+        updown(
+            GPU_RETIRED_PAGES,
+            [cb(lambda r: [(v, {GPU_RETIREMENT_CAUSE: c}) for c, v in r.retired.items()])],
+            "{page}",
+            "Memory pages retired, by cause",
+        )
+        gauge(
+            GPU_RETIRED_PAGES_PENDING,
+            [cb(lambda r: _one(r.retired_pending))],
+            "1",
+            "1 when a page retirement waits for a GPU reset",
+        )
+        updown(
+            GPU_REMAPPED_ROWS,
+            [cb(lambda r: [(v, {GPU_REMAP_CAUSE: c}) for c, v in r.remapped.items()])],
+            "{row}",
+            "Memory rows remapped, by the kind of error that caused it",
+        )
+        gauge(
+            GPU_REMAPPED_ROWS_PENDING,
+            [cb(lambda r: _one(r.remap_pending))],
+            "1",
+            "1 when a row remapping waits for a GPU reset",
+        )
+        gauge(
+            GPU_REMAPPED_ROWS_FAILURE,
+            [cb(lambda r: _one(r.remap_failure))],
+            "1",
+            "1 when a row remapping failed (the GPU needs service)",
+        )
+        counter(
+            GPU_NVLINK_IO,
+            [
+                cb(
+                    lambda r: [
+                        (v, {GPU_NVLINK_LINK: link, NETWORK_IO_DIRECTION: d})
+                        for (link, d), v in r.nvlink_bytes.items()
+                    ]
+                )
+            ],
+            "By",
+            "NVLink data bytes per link",
+        )
+        counter(
+            GPU_NVLINK_ERRORS,
+            [
+                cb(
+                    lambda r: [
+                        (v, {GPU_NVLINK_LINK: link, ERROR_TYPE: t})
+                        for (link, t), v in r.nvlink_errors.items()
+                    ]
+                )
+            ],
+            "{error}",
+            "NVLink data-link errors per link (replay, recovery, CRC)",
+        )
+        counter(
+            GPU_XID_EVENTS,
+            [cb(lambda r: [(v, {GPU_XID: xid}) for xid, v in sorted(r.xid.items())])],
+            "{event}",
+            "Xid critical errors reported by the driver, by Xid code",
+        )
+        churn.create_observable_gauge(
+            GPU_PROCESS_MEMORY_USAGE,
+            [cb(_processes)],
+            "By",
+            "GPU memory used by the largest compute processes (top N per GPU)",
+        )
+
+    # -- teardown ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Free the event set and shut NVML down (once)."""
+        if not getattr(self, "_open", False):
+            return
+        self._open = False
+        if self._event_set is not None:
+            self._free_events(self._event_set)
+            self._event_set = None
+        try:
+            self._nvml.nvmlShutdown()
+        except self._nvml.NVMLError as exc:
+            _log.debug("nvmlShutdown: %s", exc)
+
+
+def _one(value: float | None) -> list[tuple[float, Attrs]]:
+    return [] if value is None else [(value, {})]
+
+
+def _ratio(used: int | None, total: int | None) -> float | None:
+    return None if used is None or not total else used / total
+
+
+def _clock_events(r: GpuReading) -> list[tuple[float, Attrs]]:
+    if r.clock_events is None:
+        return []
+    return [
+        (int(bool(r.clock_events & bit)), {GPU_CLOCKS_EVENT_REASON: name})
+        for name, bit in nv.CLOCK_EVENT_REASONS.items()
+    ]
+
+
+def _processes(r: GpuReading) -> list[tuple[float, Attrs]]:
+    out: list[tuple[float, Attrs]] = []
+    for pid, used, comm in r.processes:
+        attrs: Attrs = {PROCESS_PID: pid}
+        if comm is not None:
+            attrs[PROCESS_EXECUTABLE_NAME] = comm
+        out.append((used, attrs))
+    return out
