@@ -325,6 +325,8 @@ class GpuCollector(Collector[GpuSnapshot]):
             handle, info, lost = _identify(self._nvml, index, self.ctx.sysfs)
             old = previous.get(info.uuid)
             dev = _Device(index, handle, info, lost=lost)
+            if lost and (old is None or not old.lost):
+                self._report_lost(dev)
             if old is not None:
                 dev.unsupported, dev.pcie_bytes, dev.xid, dev.nvlinks = (
                     old.unsupported,
@@ -393,11 +395,8 @@ class GpuCollector(Collector[GpuSnapshot]):
                 dev.lost = False
             except _DeviceLostError:
                 if not dev.lost:
-                    _log.error(
-                        "GPU %s (%s) is lost: NVML cannot reach it", dev.info.uuid, dev.info.pci_bus_id
-                    )
+                    self._report_lost(dev)
                 dev.lost = True
-                self.ctx.count_error("gpu_lost")
                 reading = GpuReading(state=HwStateValues.FAILED.value)
             except _UninitializedError:
                 self._reinit = True
@@ -411,6 +410,13 @@ class GpuCollector(Collector[GpuSnapshot]):
             attrs = dev.info.attributes()
             gpus.append(GpuSample(attrs, {**attrs, HW_TYPE: GPU}, reading))
         return GpuSnapshot(gpus)
+
+    def _report_lost(self, dev: _Device) -> None:
+        """Log and count a GPU becoming unreachable (once per loss, not once per tick)."""
+        _log.error(
+            "GPU %d %s (PCI %s) is lost: NVML cannot reach it", dev.index, dev.info.uuid, dev.info.pci_bus_id
+        )
+        self.ctx.count_error("gpu_lost")
 
     def _reinitialize(self) -> None:
         """Start NVML again after NVML_ERROR_UNINITIALIZED and find the GPUs again."""
