@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -256,7 +257,9 @@ def test_no_gpus_makes_the_collector_unavailable_and_shuts_nvml_down(
 
 def test_missing_binding_names_the_extra(make_settings: Callable[..., Settings]) -> None:
     ctx = CollectorContext("gpu", make_settings(gpu={"nvml_module": "tests.fakes.no_such_binding"}))
-    with pytest.raises(CollectorUnavailableError, match="'tests.fakes.no_such_binding' is not installed"):
+    with pytest.raises(
+        CollectorUnavailableError, match=re.escape("'tests.fakes.no_such_binding' is not installed")
+    ):
         GpuCollector(ctx)
 
 
