@@ -428,6 +428,12 @@ class GpuCollector(Collector[GpuSnapshot]):
             _log.debug("NVML re-initialization failed: %s", exc)
             return
         self._reinit = False
+        # An event set does not survive NVML shutting down: register the GPUs again.
+        if self._event_set is not None:
+            self._free_events(self._event_set)
+            self._event_set = None
+        if self._cfg.xid_events:
+            self._register_events()
 
     def _read(self, dev: _Device, now: float) -> GpuReading:
         """Ask every query of one GPU once."""
@@ -515,22 +521,31 @@ class GpuCollector(Collector[GpuSnapshot]):
             r.remapped = {"correctable": int(correctable), "uncorrectable": int(uncorrectable)}
             r.remap_pending, r.remap_failure = int(bool(pending_rows)), int(bool(failure))
 
+    def _nvlink_topology(self, dev: _Device) -> list[int] | None:
+        """Return the active NVLinks of a GPU ([] without NVLink); None after a transient failure."""
+        nvml = self._nvml
+        links = []
+        for link in range(self._cfg.nvlink_max_links):
+            try:
+                state = nvml.nvmlDeviceGetNvLinkState(dev.handle, link)
+            except nvml.NVMLError as exc:
+                code = nv.error_code(exc)
+                if code in nv.LOST:
+                    raise _DeviceLostError(str(exc)) from exc
+                if code == nv.UNINITIALIZED:
+                    raise _UninitializedError(str(exc)) from exc
+                if code in nv.UNSUPPORTED or code == nv.INVALID_ARGUMENT:
+                    break  # no NVLink at all (link 0), or past the device's last link
+                self.ctx.count_error(f"nvml_{code}")
+                return None  # learn the topology on a later tick
+            if state:
+                links.append(link)
+        return links
+
     def _read_nvlink(self, dev: _Device, r: GpuReading) -> None:
         h, nvml = dev.handle, self._nvml
         if dev.nvlinks is None:
-            links = []
-            for link in range(self._cfg.nvlink_max_links):
-                try:
-                    state = nvml.nvmlDeviceGetNvLinkState(h, link)
-                except nvml.NVMLError as exc:
-                    if nv.error_code(exc) in nv.LOST:
-                        raise _DeviceLostError(str(exc)) from exc
-                    if link == 0 or nv.error_code(exc) in (nv.INVALID_ARGUMENT, *nv.UNSUPPORTED):
-                        break
-                    continue
-                if state:
-                    links.append(link)
-            dev.nvlinks = links
+            dev.nvlinks = self._nvlink_topology(dev)
         if not dev.nvlinks:
             return
         for link in dev.nvlinks:

@@ -336,6 +336,10 @@ class FakeNvml:
     def nvmlShutdown(self) -> None:
         self._count("nvmlShutdown")
         self.initialized -= 1
+        if not self.initialized:
+            # The last shutdown frees NVML's resources: event sets stop receiving events.
+            for event_set in self.event_sets:
+                event_set.registered.clear()
 
     def nvmlSystemGetDriverVersion(self) -> str:
         self._count("nvmlSystemGetDriverVersion")

@@ -194,6 +194,9 @@ def test_uninitialized_nvml_is_started_again(rig: Callable[..., GpuRig]) -> None
     data = r.tick()
     assert of_gpu(data, "hw.temperature", A) == [45.0]
     assert r.nvml.calls[("nvmlInit", None)] == 2
+    # The GPUs are registered for Xid events again on a new event set.
+    r.nvml.emit_xid(0, 31)
+    assert of_gpu(r.tick(), "sysops.gpu.xid.events", A, **{"sysops.gpu.xid": 31}) == [1]
 
 
 def test_xid_events_are_counted_per_code(rig: Callable[..., GpuRig]) -> None:
