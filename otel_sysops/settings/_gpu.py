@@ -20,8 +20,9 @@ class GpuSettings(Section):
     top_processes: int = Field(10, ge=0, le=1000)
     # Count Xid errors through NVML events (polled without waiting, once per tick).
     xid_events: bool = True
-    # Highest NVLink index probed on each GPU (NVML_NVLINK_MAX_LINKS is 18 on NVLink 4 hardware).
-    nvlink_max_links: int = Field(18, ge=0, le=64)
+    # NVLink indices probed once per GPU to find its active links (NVML_NVLINK_MAX_LINKS is 36 in
+    # current bindings); probing stops at the first index the GPU rejects.
+    nvlink_max_links: int = Field(36, ge=0, le=64)
 
     # -- default rules (analyzers.gpu_rules) --------------------------------------------------
     # Temperature and memory rules duplicate the generic threshold detectors when those cover

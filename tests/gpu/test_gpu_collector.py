@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from instrumentation import _nvml as nv
 from instrumentation.gpu import GpuCollector, gpu_inventory
@@ -356,3 +358,31 @@ def test_fake_errors_behave_like_pynvml() -> None:
     assert nv.error_code(fake_nvml.NVMLError_NotSupported()) == nv.NOT_SUPPORTED
     assert nv.error_code(ValueError()) is None
     assert len(default_gpus()) == 4
+
+
+@given(st.text())
+def test_sysfs_bus_id_never_raises(text: str) -> None:
+    assert isinstance(nv.sysfs_bus_id(text), str)
+
+
+def test_unreadable_numa_node_is_left_out(rig: Callable[..., GpuRig], sysfs: Path) -> None:
+    (sysfs / "bus" / "pci" / "devices" / "0000:07:00.0" / "numa_node").write_text("garbage\n")
+    data = rig().tick()
+    [attrs] = [dict(a) for a in points(data, "hw.temperature") if dict(a)["hw.id"] == A]
+    assert "sysops.numa.node" not in attrs
+
+
+class OlderBinding(FakeNvml):
+    """An older binding, which names the reasons "throttle reasons" only."""
+
+    nvmlDeviceGetCurrentClocksEventReasons = None  # noqa: N815 - NVML's name
+
+
+def test_older_bindings_use_the_throttle_reasons_function(rig: Callable[..., GpuRig]) -> None:
+    r = rig(OlderBinding())
+    data = r.tick()
+    assert of_gpu(
+        data, "sysops.gpu.clocks_event.active", HOT, **{"sysops.gpu.clocks_event.reason": "sw_power_cap"}
+    ) == [1]
+    assert r.nvml.calls[("nvmlDeviceGetCurrentClocksThrottleReasons", 1)] == 1
+    assert r.nvml.calls[("nvmlDeviceGetCurrentClocksEventReasons", 1)] == 0
