@@ -346,17 +346,20 @@ class GpuCollector(Collector[GpuSnapshot]):
             _log.info("GPU Xid events unavailable: %s", exc)
             return
         for dev in self._devices:
-            if dev.handle is None or dev.lost:
-                continue
-            try:
-                nvml.nvmlDeviceRegisterEvents(dev.handle, nv.EVENT_TYPE_XID_CRITICAL_ERROR, event_set)
-                dev.events = True
-            except nvml.NVMLError as exc:
-                _log.debug("GPU %s: no Xid events: %s", dev.info.uuid, exc)
+            self._register_device(dev, event_set)
         if any(dev.events for dev in self._devices):
             self._event_set = event_set
         else:
             self._free_events(event_set)
+
+    def _register_device(self, dev: _Device, event_set: object) -> None:
+        if dev.handle is None or dev.lost:
+            return
+        try:
+            self._nvml.nvmlDeviceRegisterEvents(dev.handle, nv.EVENT_TYPE_XID_CRITICAL_ERROR, event_set)
+            dev.events = True
+        except self._nvml.NVMLError as exc:
+            _log.debug("GPU %s: no Xid events: %s", dev.info.uuid, exc)
 
     def _free_events(self, event_set: object) -> None:
         try:
@@ -442,7 +445,9 @@ class GpuCollector(Collector[GpuSnapshot]):
             handle, info, lost = _identify(self._nvml, dev.index, self.ctx.sysfs)
             if lost or handle is None:
                 raise _DeviceLostError("no handle")
-            dev.handle, dev.info = handle, info
+            dev.handle, dev.info, dev.lost = handle, info, False
+            if self._event_set is not None:
+                self._register_device(dev, self._event_set)
         h, nvml, ask = dev.handle, self._nvml, self._ask
         r = GpuReading()
         util = ask(dev, "utilization", nvml.nvmlDeviceGetUtilizationRates, h)

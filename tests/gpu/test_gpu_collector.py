@@ -386,3 +386,18 @@ def test_older_bindings_use_the_throttle_reasons_function(rig: Callable[..., Gpu
     ) == [1]
     assert r.nvml.calls[("nvmlDeviceGetCurrentClocksThrottleReasons", 1)] == 1
     assert r.nvml.calls[("nvmlDeviceGetCurrentClocksEventReasons", 1)] == 0
+
+
+def test_a_gpu_lost_at_start_is_identified_when_it_comes_back(rig: Callable[..., GpuRig]) -> None:
+    r = rig()
+    data = r.tick()
+    assert of_gpu(data, "hw.status", LOST, **{"hw.state": "failed"}) == [1]
+    r.nvml.gpus[3].lost = False
+    r.nvml.emit_xid(3, 79)  # not registered yet: this one is missed
+    data = r.tick()
+    uuid = "GPU-deadbeef-0000-0000-0000-000000000000"
+    assert of_gpu(data, "hw.status", uuid, **{"hw.state": "ok"}) == [1]
+    assert of_gpu(data, "hw.temperature", uuid, **{"sysops.pci.bus_id": "00000000:87:00.0"}) == [45.0]
+    assert of_gpu(data, "hw.status", LOST) == []
+    r.nvml.emit_xid(3, 79)  # registered for Xid events on its return
+    assert of_gpu(r.tick(), "sysops.gpu.xid.events", uuid) == [1]
