@@ -417,7 +417,10 @@ class GpuCollector(Collector[GpuSnapshot]):
     def _report_lost(self, dev: _Device) -> None:
         """Log and count a GPU becoming unreachable (once per loss, not once per tick)."""
         _log.error(
-            "GPU %d %s (PCI %s) is lost: NVML cannot reach it", dev.index, dev.info.uuid, dev.info.pci_bus_id
+            "GPU %d %s (PCI %s) is lost: NVML cannot reach it",
+            dev.index,
+            dev.info.uuid,
+            dev.info.pci_bus_id or "unknown",
         )
         self.ctx.count_error("gpu_lost")
 
