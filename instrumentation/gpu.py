@@ -10,73 +10,28 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TypeVar
 
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
-from opentelemetry.semconv._incubating.attributes.hw_attributes import (
-    HW_GPU_TASK,
-    HW_ID,
-    HW_NAME,
-    HW_STATE,
-    HW_TYPE,
-    HW_VENDOR,
-    HwGpuTaskValues,
-    HwStateValues,
-    HwTypeValues,
-)
-from opentelemetry.semconv._incubating.attributes.network_attributes import NETWORK_IO_DIRECTION
-from opentelemetry.semconv._incubating.attributes.process_attributes import (
-    PROCESS_EXECUTABLE_NAME,
-    PROCESS_PID,
-)
-from opentelemetry.semconv._incubating.metrics import hw_metrics as hw
-from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.metrics import Meter
+from opentelemetry.semconv._incubating.attributes.hw_attributes import HW_TYPE, HwGpuTaskValues, HwStateValues
 
 from otel_sysops.churn import ChurningMeter
 from otel_sysops.errors import CollectorUnavailableError
 from otel_sysops.plugin import Collector, CollectorContext
 
 from . import _nvml as nv
+from ._gpu_identity import gpu_inventory, identify, init_nvml
+from ._gpu_instruments import register_instruments
+from ._gpu_model import GPU, GpuInfo, GpuReading, GpuSample, GpuSnapshot
+
+__all__ = ["GpuCollector", "GpuInfo", "GpuReading", "GpuSnapshot", "gpu_inventory"]
 
 _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Attrs = dict[str, str | int]
 
-# Names where the semantic conventions have none (listed in docs/metrics.md).
-GPU_MEMORY_BUSY = "sysops.gpu.memory.busy"
-GPU_CLOCK_FREQUENCY = "sysops.gpu.clock.frequency"
-GPU_FAN_SPEED_RATIO = "sysops.gpu.fan.speed_ratio"
-GPU_PCIE_THROUGHPUT = "sysops.gpu.pcie.throughput"
-GPU_PCIE_REPLAYS = "sysops.gpu.pcie.replays"
-GPU_CLOCKS_EVENT_ACTIVE = "sysops.gpu.clocks_event.active"
-GPU_RETIRED_PAGES = "sysops.gpu.retired_pages"
-GPU_RETIRED_PAGES_PENDING = "sysops.gpu.retired_pages.pending"
-GPU_REMAPPED_ROWS = "sysops.gpu.remapped_rows"
-GPU_REMAPPED_ROWS_PENDING = "sysops.gpu.remapped_rows.pending"
-GPU_REMAPPED_ROWS_FAILURE = "sysops.gpu.remapped_rows.failure"
-GPU_NVLINK_IO = "sysops.gpu.nvlink.io"
-GPU_NVLINK_ERRORS = "sysops.gpu.nvlink.errors"
-GPU_XID_EVENTS = "sysops.gpu.xid.events"
-GPU_PROCESS_MEMORY_USAGE = "sysops.gpu.process.memory.usage"
-
-# Attributes where the semantic conventions have none.
-PCI_BUS_ID = "sysops.pci.bus_id"
-NUMA_NODE = "sysops.numa.node"
-GPU_CLOCK = "sysops.gpu.clock"
-GPU_CLOCKS_EVENT_REASON = "sysops.gpu.clocks_event.reason"
-GPU_ECC_COUNTER = "sysops.gpu.ecc.counter"
-GPU_RETIREMENT_CAUSE = "sysops.gpu.retirement.cause"
-GPU_REMAP_CAUSE = "sysops.gpu.remap.cause"
-GPU_NVLINK_LINK = "sysops.gpu.nvlink.link"
-GPU_XID = "sysops.gpu.xid"
-
-VENDOR = "NVIDIA"
-GPU = HwTypeValues.GPU.value
-STATES = (HwStateValues.OK.value, HwStateValues.DEGRADED.value, HwStateValues.FAILED.value)
 # NVML reports PCIe throughput in KB/s over a 20 ms sample (nvml.h: nvmlDeviceGetPcieThroughput).
 _KB = 1024
 _KIB = 1024
@@ -94,75 +49,6 @@ _ECC = {
     ("corrected", "aggregate"): (nv.MEMORY_ERROR_TYPE_CORRECTED, nv.AGGREGATE_ECC),
     ("uncorrected", "aggregate"): (nv.MEMORY_ERROR_TYPE_UNCORRECTED, nv.AGGREGATE_ECC),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class GpuInfo:
-    """What identifies a GPU (the inventory and the stable attributes of its series)."""
-
-    index: int
-    uuid: str
-    name: str
-    serial: str | None = None
-    vbios: str | None = None
-    memory_total: int | None = None
-    pci_bus_id: str | None = None
-    numa_node: int | None = None
-
-    def attributes(self) -> Attrs:
-        """Return the attributes every series of this GPU carries."""
-        attrs: Attrs = {HW_ID: self.uuid, HW_NAME: self.name, HW_VENDOR: VENDOR}
-        if self.pci_bus_id is not None:
-            attrs[PCI_BUS_ID] = self.pci_bus_id
-        if self.numa_node is not None:
-            attrs[NUMA_NODE] = self.numa_node
-        return attrs
-
-
-@dataclass(slots=True)
-class GpuReading:
-    """One tick's answers of one GPU; a field is None/empty where the query failed or is unsupported."""
-
-    state: str = HwStateValues.OK.value
-    utilization: dict[str, float] = field(default_factory=dict)  # hw.gpu.task -> fraction
-    memory_busy: float | None = None
-    memory_used: int | None = None
-    memory_total: int | None = None
-    temperature: float | None = None
-    power: float | None = None  # W
-    energy: float | None = None  # J, since the driver loaded
-    clocks: dict[str, float] = field(default_factory=dict)  # sm/memory -> Hz
-    fan: float | None = None
-    pcie_rate: dict[str, float] = field(default_factory=dict)  # direction -> By/s
-    pcie_bytes: dict[str, float] = field(default_factory=dict)  # direction -> By, integrated
-    pcie_replays: int | None = None
-    clock_events: int | None = None  # bitmask
-    ecc: dict[tuple[str, str], int] = field(default_factory=dict)  # (error.type, counter) -> errors
-    retired: dict[str, int] = field(default_factory=dict)  # cause -> pages
-    retired_pending: int | None = None
-    remapped: dict[str, int] = field(default_factory=dict)  # cause -> rows
-    remap_pending: int | None = None
-    remap_failure: int | None = None
-    nvlink_bytes: dict[tuple[int, str], int] = field(default_factory=dict)
-    nvlink_errors: dict[tuple[int, str], int] = field(default_factory=dict)
-    xid: dict[int, int] = field(default_factory=dict)
-    processes: list[tuple[int, int, str | None]] = field(default_factory=list)  # pid, bytes, comm
-
-
-@dataclass(slots=True)
-class GpuSample:
-    """One GPU in one snapshot: its attributes and its reading."""
-
-    attrs: Attrs
-    generic: Attrs  # attrs + hw.type=gpu, for the generic hw.* metrics
-    reading: GpuReading
-
-
-@dataclass(slots=True)
-class GpuSnapshot:
-    """Every GPU's reading of one tick."""
-
-    gpus: list[GpuSample]
 
 
 @dataclass(slots=True)
@@ -190,107 +76,6 @@ class _UninitializedError(Exception):
     """NVML was shut down under us; re-initialize before the next query."""
 
 
-def _numa_node(sysfs: Path, bus_id: str | None) -> int | None:
-    """Return the NUMA node of a PCI device from sysfs, None when unknown (-1 or unreadable)."""
-    if bus_id is None:
-        return None
-    try:
-        node = int((sysfs / "bus" / "pci" / "devices" / nv.sysfs_bus_id(bus_id) / "numa_node").read_text())
-    except (OSError, ValueError):
-        return None
-    return node if node >= 0 else None
-
-
-def _identify(nvml: nv.NvmlModule, index: int, sysfs: Path) -> tuple[object | None, GpuInfo, bool]:
-    """Return the handle, identity and lost flag of GPU `index`; missing answers are None."""
-    err = nvml.NVMLError
-    lost = False
-
-    def ask(fn: Callable[..., T], *args: object) -> T | None:
-        nonlocal lost
-        if lost:
-            return None
-        try:
-            return fn(*args)
-        except err as exc:
-            if nv.error_code(exc) in nv.LOST:
-                lost = True
-            return None
-
-    handle = ask(nvml.nvmlDeviceGetHandleByIndex, index)
-    if handle is None:
-        return None, GpuInfo(index, f"GPU-index-{index}", "unknown"), True
-    uuid = ask(nvml.nvmlDeviceGetUUID, handle)
-    name = ask(nvml.nvmlDeviceGetName, handle)
-    serial = ask(nvml.nvmlDeviceGetSerial, handle)
-    vbios = ask(nvml.nvmlDeviceGetVbiosVersion, handle)
-    memory = ask(nvml.nvmlDeviceGetMemoryInfo, handle)
-    pci = ask(nvml.nvmlDeviceGetPciInfo, handle)
-    bus_id = nv.text(pci.busId) if pci is not None else None
-    info = GpuInfo(
-        index=index,
-        uuid=nv.text(uuid) if uuid is not None else f"GPU-index-{index}",
-        name=nv.text(name) if name is not None else "unknown",
-        serial=nv.text(serial) if serial is not None else None,
-        vbios=nv.text(vbios) if vbios is not None else None,
-        memory_total=int(memory.total) if memory is not None else None,
-        pci_bus_id=bus_id,
-        numa_node=_numa_node(sysfs, bus_id),
-    )
-    return handle, info, lost
-
-
-def _init(nvml: nv.NvmlModule) -> None:
-    """nvmlInit(); raise CollectorUnavailableError when there is no usable driver."""
-    try:
-        nvml.nvmlInit()
-    except nvml.NVMLError as exc:
-        raise CollectorUnavailableError(f"NVML cannot start: {exc} (code {nv.error_code(exc)})") from exc
-
-
-def gpu_inventory(nvml_module_name: str = "pynvml", sysfs: Path = Path("/sys")) -> list[dict[str, object]]:
-    """List the GPUs (model, UUID, serial, driver, VBIOS, memory, PCI bus, NUMA node); [] without NVML."""
-    try:
-        nvml = nv.load_nvml(nvml_module_name)
-        _init(nvml)
-    except CollectorUnavailableError as exc:
-        _log.debug("no GPU inventory: %s", exc)
-        return []
-    try:
-        try:
-            driver: str | None = nv.text(nvml.nvmlSystemGetDriverVersion())
-        except nvml.NVMLError:
-            driver = None
-        try:
-            count = int(nvml.nvmlDeviceGetCount())
-        except nvml.NVMLError as exc:
-            _log.debug("no GPU inventory: nvmlDeviceGetCount: %s", exc)
-            return []
-        out: list[dict[str, object]] = []
-        for index in range(count):
-            _, info, lost = _identify(nvml, index, sysfs)
-            out.append(
-                {
-                    "index": info.index,
-                    "model": info.name,
-                    "uuid": info.uuid,
-                    "serial": info.serial,
-                    "driver_version": driver,
-                    "vbios_version": info.vbios,
-                    "memory_total_bytes": info.memory_total,
-                    "pci_bus_id": info.pci_bus_id,
-                    "numa_node": info.numa_node,
-                    "lost": lost,
-                }
-            )
-        return out
-    finally:
-        try:
-            nvml.nvmlShutdown()
-        except nvml.NVMLError as exc:
-            _log.debug("nvmlShutdown: %s", exc)
-
-
 class GpuCollector(Collector[GpuSnapshot]):
     """Every NVIDIA GPU NVML sees; one INFO line and off when there is no driver or binding."""
 
@@ -301,7 +86,7 @@ class GpuCollector(Collector[GpuSnapshot]):
             raise CollectorUnavailableError("disabled by gpu.enabled = false")
         self._cfg = cfg
         self._nvml = nvml if nvml is not None else nv.load_nvml(cfg.nvml_module)
-        _init(self._nvml)
+        init_nvml(self._nvml)
         self._open = True
         self._reinit = False
         self._event_set: object | None = None
@@ -322,7 +107,7 @@ class GpuCollector(Collector[GpuSnapshot]):
         """Enumerate the GPUs; carry over what was learnt about a GPU seen before (by UUID)."""
         devices = []
         for index in range(int(self._nvml.nvmlDeviceGetCount())):
-            handle, info, lost = _identify(self._nvml, index, self.ctx.sysfs)
+            handle, info, lost = identify(self._nvml, index, self.ctx.sysfs)
             old = previous.get(info.uuid)
             dev = _Device(index, handle, info, lost=lost)
             if lost and (old is None or not old.lost):
@@ -445,7 +230,7 @@ class GpuCollector(Collector[GpuSnapshot]):
         """Ask every query of one GPU once."""
         if dev.handle is None:
             # Lost before it could even be enumerated: look again.
-            handle, info, lost = _identify(self._nvml, dev.index, self.ctx.sysfs)
+            handle, info, lost = identify(self._nvml, dev.index, self.ctx.sysfs)
             if lost or handle is None:
                 raise _DeviceLostError("no handle")
             dev.handle, dev.info, dev.lost = handle, info, False
@@ -621,162 +406,8 @@ class GpuCollector(Collector[GpuSnapshot]):
             if dev is not None:
                 dev.xid[int(data.eventData)] += 1
 
-    # -- instruments -------------------------------------------------------------------------
-
-    def _cb(
-        self, pick: Callable[[GpuReading], Iterable[tuple[float, Attrs]]], generic: bool = False
-    ) -> Callable[[CallbackOptions], Iterable[Observation]]:
-        """Build a callback yielding `pick(reading)` for every GPU with its attributes."""
-
-        def callback(_: CallbackOptions) -> Iterator[Observation]:
-            snap = self.snapshot
-            if snap is None:
-                return
-            for gpu in snap.gpus:
-                base = gpu.generic if generic else gpu.attrs
-                for value, extra in pick(gpu.reading):
-                    yield Observation(value, {**base, **extra} if extra else base)
-
-        return callback
-
     def register(self, meter: Meter, churn: ChurningMeter) -> None:
-        gauge, counter, updown = (
-            meter.create_observable_gauge,
-            meter.create_observable_counter,
-            meter.create_observable_up_down_counter,
-        )
-        cb = self._cb
-        gauge(
-            hw.HW_GPU_UTILIZATION,
-            [cb(lambda r: [(v, {HW_GPU_TASK: t}) for t, v in r.utilization.items()])],
-            "1",
-            "Fraction of the last sample period the GPU was busy, by task (general, encoder, decoder)",
-        )
-        updown(hw.HW_GPU_MEMORY_USAGE, [cb(lambda r: _one(r.memory_used))], "By", "GPU memory in use")
-        updown(hw.HW_GPU_MEMORY_LIMIT, [cb(lambda r: _one(r.memory_total))], "By", "GPU memory in total")
-        gauge(
-            hw.HW_GPU_MEMORY_UTILIZATION,
-            [cb(lambda r: _one(_ratio(r.memory_used, r.memory_total)))],
-            "1",
-            "Fraction of GPU memory in use",
-        )
-        counter(
-            hw.HW_GPU_IO,
-            [cb(lambda r: [(v, {NETWORK_IO_DIRECTION: d}) for d, v in r.pcie_bytes.items()])],
-            "By",
-            "PCIe bytes, integrated from NVML's sampled throughput",
-        )
-        gauge(hw.HW_TEMPERATURE, [cb(lambda r: _one(r.temperature), True)], "Cel", "GPU core temperature")
-        gauge(hw.HW_POWER, [cb(lambda r: _one(r.power), True)], "W", "GPU board power draw")
-        counter(hw.HW_ENERGY, [cb(lambda r: _one(r.energy), True)], "J", "GPU energy since the driver loaded")
-        counter(
-            hw.HW_ERRORS,
-            [cb(lambda r: [(v, {ERROR_TYPE: t, GPU_ECC_COUNTER: c}) for (t, c), v in r.ecc.items()], True)],
-            "{error}",
-            "GPU memory ECC errors: volatile (since the driver loaded) and aggregate (lifetime)",
-        )
-        updown(
-            hw.HW_STATUS,
-            [cb(lambda r: [(int(r.state == s), {HW_STATE: s}) for s in STATES], True)],
-            "1",
-            "1 for the GPU's current state (ok, degraded, failed = lost from the bus), 0 otherwise",
-        )
-        gauge(
-            GPU_MEMORY_BUSY,
-            [cb(lambda r: _one(r.memory_busy))],
-            "1",
-            "Fraction of the last sample period device memory was being read or written",
-        )
-        gauge(
-            GPU_CLOCK_FREQUENCY,
-            [cb(lambda r: [(v, {GPU_CLOCK: c}) for c, v in r.clocks.items()])],
-            "Hz",
-            "Current SM and memory clocks",
-        )
-        gauge(
-            GPU_FAN_SPEED_RATIO, [cb(lambda r: _one(r.fan))], "1", "Intended fan speed, fraction of maximum"
-        )
-        gauge(
-            GPU_PCIE_THROUGHPUT,
-            [cb(lambda r: [(v, {NETWORK_IO_DIRECTION: d}) for d, v in r.pcie_rate.items()])],
-            "By/s",
-            "PCIe throughput sampled by NVML (20 ms window)",
-        )
-        counter(GPU_PCIE_REPLAYS, [cb(lambda r: _one(r.pcie_replays))], "{replay}", "PCIe replay counter")
-        gauge(
-            GPU_CLOCKS_EVENT_ACTIVE,
-            [cb(_clock_events)],
-            "1",
-            "1 while a clock-event (throttle) reason holds the clocks down, 0 otherwise",
-        )
-        updown(
-            GPU_RETIRED_PAGES,
-            [cb(lambda r: [(v, {GPU_RETIREMENT_CAUSE: c}) for c, v in r.retired.items()])],
-            "{page}",
-            "Memory pages retired, by cause",
-        )
-        gauge(
-            GPU_RETIRED_PAGES_PENDING,
-            [cb(lambda r: _one(r.retired_pending))],
-            "1",
-            "1 when a page retirement waits for a GPU reset",
-        )
-        updown(
-            GPU_REMAPPED_ROWS,
-            [cb(lambda r: [(v, {GPU_REMAP_CAUSE: c}) for c, v in r.remapped.items()])],
-            "{row}",
-            "Memory rows remapped, by the kind of error that caused it",
-        )
-        gauge(
-            GPU_REMAPPED_ROWS_PENDING,
-            [cb(lambda r: _one(r.remap_pending))],
-            "1",
-            "1 when a row remapping waits for a GPU reset",
-        )
-        gauge(
-            GPU_REMAPPED_ROWS_FAILURE,
-            [cb(lambda r: _one(r.remap_failure))],
-            "1",
-            "1 when a row remapping failed (the GPU needs service)",
-        )
-        counter(
-            GPU_NVLINK_IO,
-            [
-                cb(
-                    lambda r: [
-                        (v, {GPU_NVLINK_LINK: link, NETWORK_IO_DIRECTION: d})
-                        for (link, d), v in r.nvlink_bytes.items()
-                    ]
-                )
-            ],
-            "By",
-            "NVLink data bytes per link",
-        )
-        counter(
-            GPU_NVLINK_ERRORS,
-            [
-                cb(
-                    lambda r: [
-                        (v, {GPU_NVLINK_LINK: link, ERROR_TYPE: t})
-                        for (link, t), v in r.nvlink_errors.items()
-                    ]
-                )
-            ],
-            "{error}",
-            "NVLink data-link errors per link (replay, recovery, CRC)",
-        )
-        counter(
-            GPU_XID_EVENTS,
-            [cb(lambda r: [(v, {GPU_XID: xid}) for xid, v in sorted(r.xid.items())])],
-            "{event}",
-            "Xid critical errors reported by the driver, by Xid code",
-        )
-        churn.create_observable_gauge(
-            GPU_PROCESS_MEMORY_USAGE,
-            [cb(_processes)],
-            "By",
-            "GPU memory used by the largest compute processes (top N per GPU)",
-        )
+        register_instruments(meter, churn, lambda: self.snapshot)
 
     # -- teardown ----------------------------------------------------------------------------
 
@@ -792,30 +423,3 @@ class GpuCollector(Collector[GpuSnapshot]):
             self._nvml.nvmlShutdown()
         except self._nvml.NVMLError as exc:
             _log.debug("nvmlShutdown: %s", exc)
-
-
-def _one(value: float | None) -> list[tuple[float, Attrs]]:
-    return [] if value is None else [(value, {})]
-
-
-def _ratio(used: int | None, total: int | None) -> float | None:
-    return None if used is None or not total else used / total
-
-
-def _clock_events(r: GpuReading) -> list[tuple[float, Attrs]]:
-    if r.clock_events is None:
-        return []
-    return [
-        (int(bool(r.clock_events & bit)), {GPU_CLOCKS_EVENT_REASON: name})
-        for name, bit in nv.CLOCK_EVENT_REASONS.items()
-    ]
-
-
-def _processes(r: GpuReading) -> list[tuple[float, Attrs]]:
-    out: list[tuple[float, Attrs]] = []
-    for pid, used, comm in r.processes:
-        attrs: Attrs = {PROCESS_PID: pid}
-        if comm is not None:
-            attrs[PROCESS_EXECUTABLE_NAME] = comm
-        out.append((used, attrs))
-    return out
