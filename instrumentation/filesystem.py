@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
@@ -175,6 +176,19 @@ class FilesystemCollector(Collector[list[FsUsage]]):
         # mountpoint -> its call still running past the deadline (at most one per mount)
         self._stuck: dict[str, _Call] = {}
         self._warned: set[tuple[str, str]] = set()
+        self._checked_view = False
+
+    def _check_view(self, mounts: list[Mount], path: Path) -> None:
+        """Warn once when the mount table is a container's, not the host's (rootfs on overlay)."""
+        self._checked_view = True
+        root = next((m for m in reversed(mounts) if m.mountpoint == "/"), None)
+        if path.parent.name == "self" or (root is not None and root.fstype == "overlay"):
+            _log.warning(
+                "filesystem: %s looks like a container's view of the mounts (root on %s), not the host's;"
+                " mount the host's /proc and / and set SYSOPS_PROCFS and SYSOPS_HOST_ROOT",
+                path,
+                root.fstype if root is not None else "unknown",
+            )
 
     @property
     def hung(self) -> list[str]:
@@ -188,6 +202,8 @@ class FilesystemCollector(Collector[list[FsUsage]]):
         assert self._mountinfo is not None
         info = parse_mountinfo(self.ctx.files.read_text(self._mountinfo))
         self.ctx.count_error("malformed_line", info.malformed)
+        if not self._checked_view:
+            self._check_view(info.mounts, self._mountinfo)
         mounts = select_mounts(info.mounts, *self._patterns)
         calls: list[tuple[Mount, _Call]] = []
         for mount in mounts:

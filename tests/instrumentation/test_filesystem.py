@@ -175,12 +175,40 @@ def test_statvfs_errors_skip_the_mount_and_are_counted(numa_host: Host, pipeline
     assert errors(pipe, "filesystem") == {"statvfs": 1}
 
 
-def test_falls_back_to_self_mountinfo(numa_host: Host, pipeline_for: Build, fake: FakeStatvfs) -> None:
+def test_falls_back_to_self_mountinfo_and_warns_once(
+    numa_host: Host, pipeline_for: Build, fake: FakeStatvfs, caplog: pytest.LogCaptureFixture
+) -> None:
     (numa_host.procfs / "self").mkdir()
     (numa_host.procfs / "1" / "mountinfo").rename(numa_host.procfs / "self" / "mountinfo")
     pipe, settings = pipeline_for(numa_host)
     add(pipe, settings, "filesystem", FilesystemCollector, statvfs=fake)
-    assert of(points(pipe.tick().data), "system.filesystem.limit")
+    with caplog.at_level(logging.WARNING, logger="instrumentation.filesystem"):
+        assert of(points(pipe.tick().data), "system.filesystem.limit")
+        pipe.tick()
+    assert len([r for r in caplog.records if "container's view" in r.getMessage()]) == 1
+
+
+def test_container_overlay_root_warns_once(
+    numa_host: Host, pipeline_for: Build, fake: FakeStatvfs, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = numa_host.procfs / "1" / "mountinfo"
+    path.write_text(path.read_text() + "90 26 0:99 / / rw,relatime - overlay overlay rw,lowerdir=/l\n")
+    pipe, settings = pipeline_for(numa_host)
+    add(pipe, settings, "filesystem", FilesystemCollector, statvfs=fake)
+    with caplog.at_level(logging.WARNING, logger="instrumentation.filesystem"):
+        pipe.tick()
+        pipe.tick()
+    assert len([r for r in caplog.records if "container's view" in r.getMessage()]) == 1
+
+
+def test_host_mount_table_does_not_warn(
+    numa_host: Host, pipeline_for: Build, fake: FakeStatvfs, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipe, settings = pipeline_for(numa_host)
+    add(pipe, settings, "filesystem", FilesystemCollector, statvfs=fake)
+    with caplog.at_level(logging.WARNING, logger="instrumentation.filesystem"):
+        pipe.tick()
+    assert not caplog.records
 
 
 def test_live_usage_agrees_with_psutil(pipeline_for: Build) -> None:
