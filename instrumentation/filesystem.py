@@ -2,19 +2,21 @@
 
 Mounts come from {procfs}/1/mountinfo (the host's init: right when the agent runs in a container
 with the host's /proc), else {procfs}/self/mountinfo. statvfs runs on the mountpoint joined
-under `host_root`. A hung mount (a dead NFS server) cannot block the tick: each statvfs runs on
-its own daemon thread and is waited for up to `[instrumentation.filesystem] timeout` seconds; a
-mount whose call is still stuck is reported once and skipped, and no second call is started for
-it until the first returns, so stuck threads never pile up.
+under `host_root`. A hung mount (a dead NFS server) cannot block the tick: the statvfs calls run
+one after another on a worker thread, each waited for up to `[instrumentation.filesystem] timeout`
+seconds. A call past its deadline leaves its worker to it (that thread stays blocked in the kernel
+until the server answers, then exits) and a fresh worker takes the remaining mounts; the hung mount
+is reported once and skipped, and no second call is started for it while the first is stuck, so
+blocked threads never pile up: at most one per hung mount.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
 import re
 import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,24 +137,37 @@ def select_mounts(
     return sorted(best.values(), key=lambda m: m.mountpoint)
 
 
-class _Call:
-    """One statvfs on its own thread; `done` is set when it returns or raises."""
+class _Job:
+    """One statvfs call; `done` is set when it returns or raises."""
 
     def __init__(self, statvfs: Statvfs, path: str) -> None:
         self.done = threading.Event()
         self.result: StatvfsResult | None = None
         self.error: OSError | None = None
         self._statvfs, self._path = statvfs, path
-        # Daemon: a call stuck in the kernel must not hold the agent's exit.
-        threading.Thread(target=self._run, name=f"statvfs {path}", daemon=True).start()
 
-    def _run(self) -> None:
+    def run(self) -> None:
         try:
             self.result = self._statvfs(self._path)
         except OSError as exc:
             self.error = exc
         finally:
             self.done.set()
+
+
+class _Worker:
+    """A daemon thread running jobs one after another until it is given None.
+
+    Daemon: a worker blocked in the kernel on a dead mount must not hold the agent's exit.
+    """
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="statvfs", daemon=True).start()
+
+    def _run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            job.run()
 
 
 class FilesystemCollector(Collector[list[FsUsage]]):
@@ -174,7 +189,8 @@ class FilesystemCollector(Collector[list[FsUsage]]):
         self._timeout = cfg.timeout
         self._statvfs: Statvfs = statvfs or os.statvfs
         # mountpoint -> its call still running past the deadline (at most one per mount)
-        self._stuck: dict[str, _Call] = {}
+        self._stuck: dict[str, _Job] = {}
+        self._worker: _Worker | None = None
         self._warned: set[tuple[str, str]] = set()
         self._checked_view = False
 
@@ -205,7 +221,7 @@ class FilesystemCollector(Collector[list[FsUsage]]):
         if not self._checked_view:
             self._check_view(info.mounts, self._mountinfo)
         mounts = select_mounts(info.mounts, *self._patterns)
-        calls: list[tuple[Mount, _Call]] = []
+        out: list[FsUsage] = []
         for mount in mounts:
             stuck = self._stuck.get(mount.mountpoint)
             if stuck is not None:
@@ -215,12 +231,16 @@ class FilesystemCollector(Collector[list[FsUsage]]):
                 del self._stuck[mount.mountpoint]
                 _log.info("filesystem %s answers again", mount.mountpoint)
                 self._warned.discard((mount.mountpoint, "hung"))
-            calls.append((mount, _Call(self._statvfs, self._host_path(mount.mountpoint))))
-        deadline = time.monotonic() + self._timeout
-        out: list[FsUsage] = []
-        for mount, call in calls:
-            if not call.done.wait(max(0.0, deadline - time.monotonic())):
-                self._stuck[mount.mountpoint] = call
+            job = _Job(self._statvfs, self._host_path(mount.mountpoint))
+            if self._worker is None:
+                self._worker = _Worker()
+            self._worker.jobs.put(job)
+            if not job.done.wait(self._timeout):
+                # The worker is blocked in this call: leave it to it (it exits once the call
+                # returns and it reads the None) and let a fresh worker take the next mounts.
+                self._worker.jobs.put(None)
+                self._worker = None
+                self._stuck[mount.mountpoint] = job
                 self.ctx.count_error("hung_mount")
                 self._warn_once(
                     mount.mountpoint,
@@ -231,19 +251,25 @@ class FilesystemCollector(Collector[list[FsUsage]]):
                     self._timeout,
                 )
                 continue
-            if call.error is not None:
+            if job.error is not None:
                 self.ctx.count_error("statvfs")
                 self._warn_once(
-                    mount.mountpoint, "error", "statvfs %s: %s", mount.mountpoint, call.error.strerror
+                    mount.mountpoint, "error", "statvfs %s: %s", mount.mountpoint, job.error.strerror
                 )
                 continue
-            if call.result is not None:
-                out.append(usage(mount, call.result))
+            if job.result is not None:
+                out.append(usage(mount, job.result))
         # Forget stuck calls of mounts that are gone (unmounted by force).
         live = {m.mountpoint for m in mounts}
         for mountpoint in [mp for mp, c in self._stuck.items() if mp not in live and c.done.is_set()]:
             del self._stuck[mountpoint]
         return out
+
+    def close(self) -> None:
+        """Let the worker thread exit."""
+        if self._worker is not None:
+            self._worker.jobs.put(None)
+            self._worker = None
 
     def _warn_once(self, mountpoint: str, kind: str, msg: str, *args: object) -> None:
         if (mountpoint, kind) not in self._warned:
