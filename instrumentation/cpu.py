@@ -59,6 +59,8 @@ class Topology:
 
     sockets: dict[int, int]
     physical_cores: int | None
+    # Some CPU has a cpufreq directory (virtual machines usually have none: /proc/cpuinfo then).
+    cpufreq: bool = False
 
 
 @dataclass(slots=True)
@@ -158,7 +160,7 @@ class CpuCollector(Collector[CpuSnapshot]):
                 snap.sockets = socket_utilization(self._previous, stat, self._topology.sockets)
         self._previous = stat
         snap.load = self._read_loadavg()
-        snap.frequency = self._read_frequency(cpus)
+        snap.frequency = self._read_frequency(cpus if self._topology.cpufreq else frozenset(), cpus)
         return snap
 
     # -- sources ---------------------------------------------------------------------------------
@@ -207,7 +209,8 @@ class CpuCollector(Collector[CpuSnapshot]):
             ids = self._read_cpuinfo().cores
             sockets = {cpu: pc[0] for cpu, pc in ids.items() if cpu in cpus}
             cores = {pc for cpu, pc in ids.items() if cpu in cpus}
-        return Topology(sockets, len(cores) or None)
+        cpufreq = any((self._cpu_dir / f"cpu{cpu}" / "cpufreq").is_dir() for cpu in cpus)
+        return Topology(sockets, len(cores) or None, cpufreq)
 
     def _read_loadavg(self) -> LoadAvg | None:
         path = self.ctx.procfs / "loadavg"
@@ -221,10 +224,10 @@ class CpuCollector(Collector[CpuSnapshot]):
             self.ctx.count_error("malformed_line")
         return load
 
-    def _read_frequency(self, cpus: frozenset[int]) -> dict[int, float]:
+    def _read_frequency(self, with_cpufreq: frozenset[int], cpus: frozenset[int]) -> dict[int, float]:
         """Return Hz per CPU: cpufreq's scaling_cur_freq (kHz), else /proc/cpuinfo `cpu MHz`."""
         out: dict[int, float] = {}
-        for cpu in sorted(cpus):
+        for cpu in sorted(with_cpufreq):
             khz = self._read_value(self._cpu_dir / f"cpu{cpu}" / "cpufreq" / "scaling_cur_freq")
             if khz is not None and khz >= 0:
                 out[cpu] = khz * 1e3

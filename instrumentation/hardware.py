@@ -39,6 +39,7 @@ _HWMON = re.compile(r"^hwmon(\d+)$")
 _TEMP = re.compile(r"^temp(\d+)_input$")
 # hwmon limit file -> the semantic conventions' hw.limit_type
 LIMITS = {"max": "high.degraded", "crit": "high.critical"}
+REFRESH = 30
 ERRORS = {"ce_count": "corrected", "ue_count": "uncorrected"}
 
 
@@ -92,6 +93,10 @@ class HardwareCollector(Collector[HardwareSnapshot]):
                 f"neither EDAC memory controllers ({self._edac}) nor hwmon sensors"
             )
         self._warned: set[Path] = set()
+        # Sensor names, labels and limits only change when a driver reloads: read them every
+        # REFRESH ticks, the readings every tick.
+        self._meta: dict[Path, tuple[str, dict[str, float]]] = {}
+        self._ticks = 0
 
     def _read(self, path: Path) -> str | None:
         """Return a sysfs attribute's text; None when absent, or unreadable (logged once per directory)."""
@@ -116,6 +121,9 @@ class HardwareCollector(Collector[HardwareSnapshot]):
         return value
 
     def sample(self, now: float) -> HardwareSnapshot:
+        self._ticks += 1
+        if self._ticks % REFRESH == 0:
+            self._meta.clear()
         return HardwareSnapshot(list(self._edac_counts()), list(self._temperatures()))
 
     def _edac_counts(self) -> Iterable[ErrorCount]:
@@ -135,18 +143,25 @@ class HardwareCollector(Collector[HardwareSnapshot]):
         for _, hwmon in _numbered(self._hwmon, _HWMON):
             # Kernels before 3.x put the attributes in the device directory, not the class one.
             base = hwmon if _numbered(hwmon, _TEMP) else hwmon / "device"
-            chip = (self._read(hwmon / "name") or self._read(base / "name") or hwmon.name).strip()
             for number, path in _numbered(base, _TEMP):
                 millideg = self._int(path)
                 if millideg is None:
                     continue
-                label = (self._read(base / f"temp{number}_label") or f"temp{number}").strip()
-                limits = {}
-                for suffix, limit_type in LIMITS.items():
-                    value = self._int(base / f"temp{number}_{suffix}")
-                    if value is not None:
-                        limits[limit_type] = value / 1e3
-                yield Temperature(f"{hwmon.name}_temp{number}", f"{chip} {label}", millideg / 1e3, limits)
+                meta = self._meta.get(path)
+                if meta is None:
+                    meta = self._meta[path] = self._sensor(hwmon, base, number)
+                yield Temperature(f"{hwmon.name}_temp{number}", meta[0], millideg / 1e3, meta[1])
+
+    def _sensor(self, hwmon: Path, base: Path, number: int) -> tuple[str, dict[str, float]]:
+        """Return a sensor's display name ("chip label") and its limits in degrees Celsius."""
+        chip = (self._read(hwmon / "name") or self._read(base / "name") or hwmon.name).strip()
+        label = (self._read(base / f"temp{number}_label") or f"temp{number}").strip()
+        limits = {}
+        for suffix, limit_type in LIMITS.items():
+            value = self._int(base / f"temp{number}_{suffix}")
+            if value is not None:
+                limits[limit_type] = value / 1e3
+        return f"{chip} {label}", limits
 
     def register(self, meter: Meter, churn: ChurningMeter) -> None:
         meter.create_observable_counter(
