@@ -18,12 +18,12 @@ from opentelemetry.semconv._incubating.attributes.cpu_attributes import CPU_LOGI
 from opentelemetry.semconv._incubating.metrics import system_metrics as sm
 
 from otel_sysops.churn import ChurningMeter
-from otel_sysops.errors import CollectorUnavailableError
 from otel_sysops.plugin import Collector, CollectorContext
 
 from ._linux.cpuinfo import CpuInfo, parse_cpuinfo
 from ._linux.oneline import LoadAvg, parse_int, parse_loadavg
 from ._linux.stat import ProcStat, parse_stat
+from ._source import require_readable
 
 _log = logging.getLogger(__name__)
 
@@ -136,8 +136,7 @@ class CpuCollector(Collector[CpuSnapshot]):
     def __init__(self, ctx: CollectorContext) -> None:
         super().__init__(ctx)
         self._path = ctx.procfs / "stat"
-        if not self._path.exists():
-            raise CollectorUnavailableError(f"{self._path} does not exist")
+        require_readable(self._path)
         self._hz = os.sysconf("SC_CLK_TCK")
         self._cpu_dir = ctx.sysfs / "devices" / "system" / "cpu"
         self._previous: ProcStat | None = None

@@ -18,10 +18,10 @@ from opentelemetry.semconv._incubating.attributes.system_attributes import SYSTE
 from opentelemetry.semconv._incubating.metrics import system_metrics as sm
 
 from otel_sysops.churn import ChurningMeter
-from otel_sysops.errors import CollectorUnavailableError
 from otel_sysops.plugin import Collector, CollectorContext
 
 from ._linux.diskstats import SECTOR, parse_diskstats
+from ._source import require_readable
 
 OPERATION_TIME_AVERAGE = "sysops.disk.operation_time.average"
 
@@ -59,8 +59,7 @@ class DiskCollector(Collector[DiskSnapshot]):
     def __init__(self, ctx: CollectorContext) -> None:
         super().__init__(ctx)
         self._path = ctx.procfs / "diskstats"
-        if not self._path.exists():
-            raise CollectorUnavailableError(f"{self._path} does not exist")
+        require_readable(self._path)
         cfg = ctx.settings.instrumentation.disk
         self._include = [re.compile(p) for p in cfg.include]
         self._exclude = [re.compile(p) for p in cfg.exclude]

@@ -12,10 +12,10 @@ from collections.abc import Iterable
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from otel_sysops.churn import ChurningMeter
-from otel_sysops.errors import CollectorUnavailableError
 from otel_sysops.plugin import Collector, CollectorContext
 
 from ._linux.oneline import FileNr, parse_file_nr
+from ._source import require_readable
 
 _log = logging.getLogger(__name__)
 
@@ -30,8 +30,7 @@ class FdCollector(Collector[FileNr | None]):
     def __init__(self, ctx: CollectorContext) -> None:
         super().__init__(ctx)
         self._path = ctx.procfs / "sys" / "fs" / "file-nr"
-        if not self._path.exists():
-            raise CollectorUnavailableError(f"{self._path} does not exist")
+        require_readable(self._path)
 
     def sample(self, now: float) -> FileNr | None:
         nr = parse_file_nr(self.ctx.files.read_text(self._path))

@@ -21,10 +21,10 @@ from opentelemetry.semconv._incubating.attributes.system_attributes import (
 from opentelemetry.semconv._incubating.metrics import system_metrics as sm
 
 from otel_sysops.churn import ChurningMeter
-from otel_sysops.errors import CollectorUnavailableError
 from otel_sysops.plugin import Collector, CollectorContext
 
 from ._linux.meminfo import MemInfo, parse_meminfo
+from ._source import require_readable
 
 _log = logging.getLogger(__name__)
 
@@ -87,8 +87,7 @@ class MemoryCollector(Collector[MemorySnapshot]):
     def __init__(self, ctx: CollectorContext) -> None:
         super().__init__(ctx)
         self._path = ctx.procfs / "meminfo"
-        if not self._path.exists():
-            raise CollectorUnavailableError(f"{self._path} does not exist")
+        require_readable(self._path)
         self._node_root = ctx.sysfs / "devices" / "system" / "node"
         self._numa_off = False
 

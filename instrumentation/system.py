@@ -8,10 +8,10 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.semconv._incubating.metrics import system_metrics as sm
 
 from otel_sysops.churn import ChurningMeter
-from otel_sysops.errors import CollectorUnavailableError
 from otel_sysops.plugin import Collector, CollectorContext
 
 from ._linux.oneline import parse_uptime
+from ._source import require_readable
 
 
 class SystemCollector(Collector[float | None]):
@@ -20,8 +20,7 @@ class SystemCollector(Collector[float | None]):
     def __init__(self, ctx: CollectorContext) -> None:
         super().__init__(ctx)
         self._path = ctx.procfs / "uptime"
-        if not self._path.exists():
-            raise CollectorUnavailableError(f"{self._path} does not exist")
+        require_readable(self._path)
 
     def sample(self, now: float) -> float | None:
         uptime = parse_uptime(self.ctx.files.read_text(self._path))
