@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.semconv._incubating.attributes.disk_attributes import DISK_IO_DIRECTION
@@ -21,6 +21,7 @@ from otel_sysops.churn import ChurningMeter
 from otel_sysops.plugin import Collector, CollectorContext
 
 from ._linux.diskstats import SECTOR, parse_diskstats
+from ._linux.oneline import parse_int
 from ._source import require_readable
 
 OPERATION_TIME_AVERAGE = "sysops.disk.operation_time.average"
@@ -50,10 +51,11 @@ class DiskSnapshot:
 
     devices: dict[str, dict[str, int]]
     average: dict[str, dict[str, float]]
+    sizes: dict[str, int] = field(default_factory=dict)
 
 
 class DiskCollector(Collector[DiskSnapshot]):
-    """`system.disk.io`, `.operations`, `.io_time`, `.operation_time`, `.merged`, and
+    """`system.disk.io`, `.operations`, `.io_time`, `.operation_time`, `.merged`, `.limit`, and
     `sysops.disk.operation_time.average`."""
 
     def __init__(self, ctx: CollectorContext) -> None:
@@ -92,7 +94,22 @@ class DiskCollector(Collector[DiskSnapshot]):
             if name in self._previous
         }
         self._previous = devices
-        return DiskSnapshot(devices, average)
+        return DiskSnapshot(devices, average, self._sizes(devices))
+
+    def _sizes(self, devices: Iterable[str]) -> dict[str, int]:
+        """Return each device's capacity in bytes (sysfs-block `size`: 512-byte sectors)."""
+        out = {}
+        for name in devices:
+            try:
+                text = (self._block / name.replace("/", "!") / "size").read_text(encoding="ascii")
+            except (OSError, UnicodeDecodeError):
+                continue  # the device went away between the two reads: skip it this tick
+            sectors = parse_int(text)
+            if sectors is None or sectors < 0:
+                self.ctx.count_error("malformed_line")
+                continue
+            out[name] = sectors * SECTOR
+        return out
 
     def register(self, meter: Meter, churn: ChurningMeter) -> None:
         meter.create_observable_counter(
@@ -119,6 +136,9 @@ class DiskCollector(Collector[DiskSnapshot]):
             "s",
             "Time the device had at least one operation in flight",
         )
+        meter.create_observable_up_down_counter(
+            sm.SYSTEM_DISK_LIMIT, [self._limit], "By", "Capacity of the device"
+        )
         meter.create_observable_gauge(
             OPERATION_TIME_AVERAGE,
             [self._average],
@@ -141,6 +161,10 @@ class DiskCollector(Collector[DiskSnapshot]):
     def _io_time(self, _: CallbackOptions) -> Iterable[Observation]:
         for name, c in ({} if self.snapshot is None else self.snapshot.devices).items():
             yield Observation(c["io_ms"] / 1e3, {SYSTEM_DEVICE: name})
+
+    def _limit(self, _: CallbackOptions) -> Iterable[Observation]:
+        for name, size in ({} if self.snapshot is None else self.snapshot.sizes).items():
+            yield Observation(size, {SYSTEM_DEVICE: name})
 
     def _average(self, _: CallbackOptions) -> Iterable[Observation]:
         for name, directions in ({} if self.snapshot is None else self.snapshot.average).items():

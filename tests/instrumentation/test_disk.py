@@ -31,6 +31,11 @@ def test_whole_devices_only_with_bytes_operations_times_and_merges(
     assert values[key("system.disk.merged", **{DEV: "sda", DIR: "write"})] == 300
     assert values[key("system.disk.io_time", **{DEV: "sda"})] == 9.0
     assert values[key("system.disk.io_time", **{DEV: "dm-0"})] == 1.5
+    # sysfs-block `size` is in 512-byte sectors; dm-0 has none in the fixture and is left out.
+    assert of(values, "system.disk.limit") == {
+        frozenset({(DEV, "sda")}): 1_953_525_168 * 512,
+        frozenset({(DEV, "nvme0n1")}): 1_000_215_216 * 512,
+    }
     assert errors(pipe, "disk") == {}
 
 
