@@ -128,3 +128,29 @@ def test_vanished_optional_sources_never_fail_a_collector() -> None:
                 (root / rel).unlink()
 
     _run(mutate)
+
+
+def test_entry_points_load_every_family_on_the_fixture_host(tmp_path: Path) -> None:
+    settings = _host(tmp_path / "host")
+    pipe = Pipeline(settings)  # loads the `otel_sysops.instrumentation` entry points
+    try:
+        assert set(COLLECTORS) <= set(pipe.collectors)
+        pipe.tick()
+        shutil.copytree(FIXTURES / "numa2-edac" / "tick2", tmp_path / "host", dirs_exist_ok=True)
+        result = pipe.tick()
+        assert not set(result.failed) & set(COLLECTORS)
+        names = {m.name for rm in result.data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+        for name in (
+            "sysops.cpu.busy",
+            "sysops.memory.numa.usage",
+            "system.paging.utilization",
+            "sysops.disk.operation_time.average",
+            "sysops.pressure.stall.ratio",
+            "sysops.fd.utilization",
+            "system.uptime",
+            "hw.errors",
+            "hw.temperature",
+        ):
+            assert name in names, name
+    finally:
+        pipe.close(1.0)
