@@ -216,7 +216,7 @@ class CpuCollector(Collector[CpuSnapshot]):
         try:
             text = self.ctx.files.read_text(path)
         except OSError as exc:
-            self._warn_once("loadavg", "load average disabled: cannot read %s: %s", path, exc.strerror)
+            self._warn_once("loadavg", "load average skipped: cannot read %s: %s", path, exc.strerror)
             return None
         load = parse_loadavg(text)
         if load is None:

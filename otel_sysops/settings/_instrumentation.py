@@ -43,7 +43,7 @@ class FilesystemSettings(Section):
     ]
     include_types: list[str] = []
     # Kernel pseudo filesystems with no space to run out of; tmpfs stays in (a full /run or
-    # /dev/shm breaks services), overlay and squashfs go (container layers and snaps are read-only
+    # /tmp breaks services), overlay and squashfs go (container layers and snaps are read-only
     # copies of space counted elsewhere), as node_exporter decides.
     exclude_types: list[str] = [
         r"^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|efivarfs|fusectl"
