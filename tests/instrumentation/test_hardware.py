@@ -97,3 +97,18 @@ def test_only_hwmon_or_nothing(numa_host: Host, make_settings) -> None:  # type:
 @given(st.text())
 def test_parse_int_never_raises(text: str) -> None:
     parse_int(text)
+
+
+def test_old_layout_with_attributes_under_device(numa_host: Host, pipeline_for: Build) -> None:
+    # Before Linux 3.x many drivers put the attributes in hwmonN/device/, name included.
+    device = numa_host.sysfs / "class" / "hwmon" / "hwmon3" / "device"
+    device.mkdir(parents=True)
+    (device / "name").write_text("it8721\n")
+    (device / "temp1_input").write_text("35000\n")
+    pipe, settings = pipeline_for(numa_host)
+    add(pipe, settings, "hardware", HardwareCollector)
+    temps = {
+        dict(a)["hw.id"]: (dict(a)["hw.name"], v)
+        for a, v in of(points(pipe.tick().data), "hw.temperature").items()
+    }
+    assert temps["hwmon3_temp1"] == ("it8721 temp1", 35.0)
