@@ -1,0 +1,140 @@
+"""The generated references match the code, and the generator reads what it claims to read."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import Field
+
+from otel_sysops import _docs
+from otel_sysops.cli import main
+from otel_sysops.settings import Section, Settings
+from otel_sysops.sinks import PrometheusSink
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, str]:
+    return _docs.render_all()
+
+
+@pytest.mark.parametrize("name", [_docs.CONFIGURATION_FILE, _docs.METRICS_FILE])
+def test_committed_reference_is_up_to_date(rendered: dict[str, str], name: str) -> None:
+    committed = (DOCS / name).read_text(encoding="utf-8")
+    assert _docs.comparable(name, committed) == _docs.comparable(name, rendered[name]), (
+        f"docs/{name} is stale: run `{_docs.REGENERATE}` and commit the result"
+    )
+
+
+def test_every_setting_and_its_environment_variable_is_documented(rendered: dict[str, str]) -> None:
+    text = rendered[_docs.CONFIGURATION_FILE]
+    count = 0
+    for _, _, leaves in _docs.iter_settings():
+        for leaf in leaves:
+            count += 1
+            assert f"| `{leaf.key}` |" in text
+            if leaf.env:
+                assert f"`{leaf.env}`" in text
+    assert count >= 15
+    # A nested key maps to the variable the settings loader accepts.
+    assert "| `store.sqlite_path` | `SYSOPS_STORE__SQLITE_PATH` | path (optional) | unset |" in text
+    assert (
+        "| `interval` | `SYSOPS_INTERVAL` | float | `10.0` | seconds between collections (≥ 0.05, ≤ 3600) |"
+        in text
+    )
+
+
+def test_descriptions_come_from_the_field_or_the_comment_above_it() -> None:
+    class Demo(Section):
+        """A demo section."""
+
+        # Told by a comment,
+        # on two lines.
+        commented: int = Field(3, ge=1)
+        described: str = Field("x", description="told by the field")
+        bare: bool = False
+
+    leaves = {
+        leaf.key: leaf for _, _, ls in _docs.iter_settings(Demo, "demo", "SYSOPS_DEMO__") for leaf in ls
+    }
+    assert leaves["demo.commented"].description == "Told by a comment, on two lines. (≥ 1)"
+    assert leaves["demo.described"].description == "told by the field"
+    assert leaves["demo.bare"].description == ""
+    assert leaves["demo.bare"].env == "SYSOPS_DEMO__BARE"
+    assert leaves["demo.bare"].default == "`false`"
+
+
+def test_every_registered_instrument_is_in_the_metrics_reference(rendered: dict[str, str]) -> None:
+    from otel_sysops.pipeline import Pipeline
+
+    pipeline = Pipeline(_docs.default_settings())
+    try:
+        items = pipeline.catalog.items()
+    finally:
+        pipeline.close(1.0)
+    text = rendered[_docs.METRICS_FILE]
+    assert len(items) >= 10
+    for info in items:
+        assert f"| `{info.name}` | {info.kind} |" in text, info.name
+
+
+def test_documented_prometheus_names_are_the_ones_served_on_metrics() -> None:
+    # The reference computes names from the exporter's rules; the sink renders them for real.
+    from otel_sysops.pipeline import Pipeline
+
+    pipeline = Pipeline(_docs.default_settings())
+    sink = PrometheusSink()
+    pipeline.add_sink(sink)
+    try:
+        pipeline.sample()
+        pipeline.tick()
+        served = set(re.findall(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)[{ ]", sink.render().decode(), re.MULTILINE))
+        checked = 0
+        for rm in pipeline.last_result.data.resource_metrics if pipeline.last_result else []:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    info = next(i for i in pipeline.catalog.items() if i.name == metric.name)
+                    name = _docs.prometheus_name(info.name, info.unit, info.kind)
+                    assert name in served, (name, sorted(served))
+                    checked += 1
+    finally:
+        pipeline.close(1.0)
+    assert checked >= 10
+
+
+def test_check_mode_fails_on_a_stale_file_and_write_fixes_it(tmp_path: Path) -> None:
+    assert main(["docs", "--check", "--dir", str(tmp_path)]) == 1
+    assert main(["docs", "--write", "--dir", str(tmp_path)]) == 0
+    assert main(["docs", "--check", "--dir", str(tmp_path)]) == 0
+    config = tmp_path / _docs.CONFIGURATION_FILE
+    config.write_text(config.read_text().replace("SYSOPS_STORE__SQLITE_PATH", "SYSOPS_STORE__PATH"))
+    assert _docs.stale(tmp_path) == [_docs.CONFIGURATION_FILE]
+    metrics = tmp_path / _docs.METRICS_FILE
+    metrics.write_text(metrics.read_text().replace("| `s` |", "| `ms` |", 1))
+    assert _docs.stale(tmp_path) == [_docs.CONFIGURATION_FILE, _docs.METRICS_FILE]
+
+
+def test_unknown_model_fields_are_walked_recursively() -> None:
+    sections = [key for key, _, _ in _docs.iter_settings()]
+    for name, field in Settings.model_fields.items():
+        if _docs._section_model(field.annotation) is not None:
+            assert name in sections
+
+
+@pytest.mark.slow
+def test_module_entry_point_checks_the_committed_docs() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "otel_sysops._docs", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
