@@ -172,3 +172,36 @@ def test_the_agent_accepts_the_pods_settings(tmp_path: Path) -> None:
     assert resource["k8s.node.name"] == "node-a"
     assert resource["k8s.pod.name"] == "otel-sysops-x1"
     assert resource["k8s.namespace.name"] == "otel-sysops"
+
+
+def _apply_json6902(doc: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
+    """Apply the `replace` and `add` operations kustomize would (enough for our overlay)."""
+    for op in ops:
+        assert op["op"] in {"replace", "add"}, op
+        *parents, last = [p for p in op["path"].split("/") if p]
+        node: Any = doc
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        if op["op"] == "replace" and isinstance(node, dict):
+            assert last in node, f"replace of a missing {op['path']}"
+        node[int(last) if isinstance(node, list) else last] = op["value"]
+    return doc
+
+
+def test_full_detail_overlay_keeps_only_the_three_capabilities() -> None:
+    overlay = K8S / "overlays" / "full-detail"
+    kustomization = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+    assert kustomization["resources"] == ["../.."]
+    (patch,) = kustomization["patches"]
+    assert patch["target"]["kind"] == "DaemonSet"
+    assert patch["target"]["name"] == _one("DaemonSet")["metadata"]["name"]
+    ops = yaml.safe_load((overlay / patch["path"]).read_text())
+    patched = _apply_json6902(_one("DaemonSet"), ops)
+    kubernetes_validate.validate(patched, KUBERNETES_VERSION, strict=True)
+    pod = patched["spec"]["template"]["spec"]
+    sec = pod["containers"][0]["securityContext"]
+    assert pod["securityContext"]["runAsUser"] == 0
+    assert sec["capabilities"] == _container()["securityContext"]["capabilities"]
+    assert sec["allowPrivilegeEscalation"] is False
+    assert sec["readOnlyRootFilesystem"] is True
+    assert sec["privileged"] is False
