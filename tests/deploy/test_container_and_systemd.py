@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from otel_sysops.settings import load_settings
 from tests.conftest import need, need_binary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -140,3 +141,16 @@ def test_systemd_rates_the_units_exposure_low(tmp_path: Path) -> None:
     assert match, proc.stdout + proc.stderr
     assert float(match.group(1)) <= 3.5, proc.stdout
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_agent_accepts_the_units_environment(tmp_path: Path) -> None:
+    # The unit's Environment= lines load through the real settings code (a typo would make the
+    # service exit 2 at every start) with an empty config file, as the install steps create it.
+    env = dict(e.split("=", 1) for e in _unit()["Environment"])
+    assert env["SYSOPS_CONFIG"] == "/etc/otel-sysops/config.toml"
+    assert _unit()["ConfigurationDirectory"] == ["otel-sysops"]
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    env["SYSOPS_CONFIG"] = str(config)
+    settings = load_settings(None, None, environ=env)
+    assert settings.store.sqlite_path == Path(env["SYSOPS_STORE__SQLITE_PATH"])

@@ -138,3 +138,13 @@ def test_module_entry_point_checks_the_committed_docs() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("name", ["install.md", "troubleshooting.md", "architecture.md"])
+def test_files_and_links_the_prose_names_exist(name: str) -> None:
+    text = (DOCS / name).read_text(encoding="utf-8")
+    paths = set(re.findall(r"`((?:deploy|collector-config|docs)/[\w./-]+|Dockerfile)`", text))
+    paths |= {f"docs/{link}" for link in re.findall(r"\]\(([\w.-]+\.md)(?:#[\w-]+)?\)", text)}
+    assert paths, name
+    for path in sorted(paths):
+        assert (ROOT / path).exists(), f"{name} names {path}, which does not exist"
