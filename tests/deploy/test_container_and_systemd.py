@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
 import subprocess
 import sys
+import time
+import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from otel_sysops.settings import load_settings
-from tests.conftest import need, need_binary
+from tests.conftest import free_port, need, need_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "deploy" / "systemd" / "otel-sysops.service"
@@ -154,3 +160,99 @@ def test_the_agent_accepts_the_units_environment(tmp_path: Path) -> None:
     env["SYSOPS_CONFIG"] = str(config)
     settings = load_settings(None, None, environ=env)
     assert settings.store.sqlite_path == Path(env["SYSOPS_STORE__SQLITE_PATH"])
+
+
+def _build_stage_copies() -> list[tuple[str, str]]:
+    """Return (source, destination) of every COPY from the build context in the first stage."""
+    out = []
+    for instruction in _stages()[0][1]:
+        parts = instruction.split()
+        if parts[0] == "COPY" and not any(p.startswith("--from") for p in parts):
+            *sources, dest = parts[1:]
+            out.extend((src, dest) for src in sources)
+    return out
+
+
+@pytest.mark.slow
+def test_the_build_stage_copies_everything_the_wheel_needs(tmp_path: Path) -> None:
+    # Rebuild the image's /src from exactly what the Dockerfile copies, build the wheel there the
+    # way `pip wheel .` does (PEP 517, isolated), and check it holds every module of the project.
+    src = tmp_path / "src"
+    src.mkdir()
+    for source, dest in _build_stage_copies():
+        target = src / dest if dest.endswith("/") else src / dest.removeprefix("./")
+        origin = ROOT / source
+        if origin.is_dir():
+            shutil.copytree(origin, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(origin, target if not dest.endswith("/") else target / origin.name)
+    proc = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path / "wheels"), str(src)],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    need(
+        "could not resolve" not in (proc.stdout + proc.stderr).lower(),
+        "no package index for the build backend",
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (wheel,) = (tmp_path / "wheels").glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+        assert "otel-sysops = otel_sysops.cli:main" in archive.read(entry_points).decode()
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    expected = {
+        path.relative_to(ROOT).as_posix()
+        for pattern in packages["include"]
+        for top in ROOT.glob(pattern.rstrip("*"))
+        if top.is_dir()
+        for path in top.rglob("*.py")
+        if "__pycache__" not in path.parts
+    }
+    assert expected
+    missing = sorted(expected - names)
+    assert not missing, f"the image's wheel would lack: {missing}"
+
+
+@pytest.mark.slow
+def test_the_image_healthcheck_command_reflects_healthz(tmp_path: Path) -> None:
+    # Run the HEALTHCHECK's exec form as Docker would, against a real agent, then a dead port.
+    (health,) = [i for i in _stages()[-1][1] if i.upper().startswith("HEALTHCHECK")]
+    argv = json.loads(health[health.index("CMD") + 3 :].strip())
+    assert argv[0] == "python"
+    argv[0] = sys.executable
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SYSOPS_", "OTEL_"))}
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "otel_sysops", "run", "--interval", "1", "--set", f"prometheus.port={port}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        code = None
+        while time.monotonic() < deadline:
+            check = subprocess.run(
+                argv,
+                env={**env, "SYSOPS_PROMETHEUS__PORT": str(port)},
+                capture_output=True,
+                timeout=10,
+                check=False,
+            )
+            code = check.returncode
+            if code == 0:
+                break
+            time.sleep(0.3)
+        assert code == 0
+    finally:
+        agent.terminate()
+        agent.wait(timeout=15)
+    dead = subprocess.run(
+        argv, env={**env, "SYSOPS_PROMETHEUS__PORT": str(port)}, capture_output=True, timeout=10, check=False
+    )
+    assert dead.returncode != 0
