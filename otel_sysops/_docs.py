@@ -284,36 +284,44 @@ def _observed_attributes(pipeline: Pipeline) -> dict[tuple[str, str], set[str]]:
     return seen
 
 
-def _register_unavailable(pipeline: Pipeline) -> list[str]:
-    """Record the instruments of plugins that cannot run on this host, without running them.
+def register_for_docs(pipeline: Pipeline, group: str, name: str, cls: type[Any]) -> None:
+    """Record a plugin's instruments in the pipeline's catalog without constructing it for real.
 
-    Their constructors refuse this host (no GPU, no kmsg, ...), but their `register` only names
-    instruments. Return the plugins whose instruments could not be recorded even so.
+    Plugins that cannot run on this host refuse in their constructor (no GPU, no kmsg, ...), but
+    `register` only names instruments: call it on an instance that has just its context.
+    Raise whatever `register` raises.
+    """
+    from .plugin import Analyzer, Collector
+
+    plugin = object.__new__(cls)
+    if group == INSTRUMENTATION_GROUP and issubclass(cls, Collector):
+        Collector.__init__(plugin, CollectorContext(name, pipeline.settings, pipeline.files, pipeline.errors))
+        scope = f"otel_sysops.instrumentation.{name}"
+    elif group == ANALYZERS_GROUP and issubclass(cls, Analyzer):
+        Analyzer.__init__(plugin, AnalyzerContext(name, pipeline.settings, pipeline.store))
+        scope = f"otel_sysops.analyzers.{name}"
+    else:
+        raise TypeError(f"{cls.__name__} is not a plugin of {group}")
+    plugin.register(pipeline.meter(scope), pipeline.churning_meter(scope))
+
+
+def _register_unavailable(pipeline: Pipeline) -> list[str]:
+    """Record the instruments of installed plugins the pipeline did not load on this host.
+
+    Return the plugins whose instruments could not be recorded even so.
     """
     from importlib.metadata import entry_points
 
-    from .plugin import Analyzer, Collector
-
     missing: list[str] = []
-    groups = (
-        (INSTRUMENTATION_GROUP, "otel_sysops.instrumentation", pipeline.collectors),
-        (ANALYZERS_GROUP, "otel_sysops.analyzers", pipeline.analyzers),
-    )
-    for group, prefix, loaded in groups:
+    for group, loaded in (
+        (INSTRUMENTATION_GROUP, pipeline.collectors),
+        (ANALYZERS_GROUP, pipeline.analyzers),
+    ):
         for ep in entry_points(group=group):
             if ep.name in loaded:
                 continue
-            scope = f"{prefix}.{ep.name}"
             try:
-                cls = ep.load()
-                plugin = cls.__new__(cls)
-                if issubclass(cls, Collector):
-                    Collector.__init__(
-                        plugin, CollectorContext(ep.name, pipeline.settings, pipeline.files, pipeline.errors)
-                    )
-                elif issubclass(cls, Analyzer):
-                    Analyzer.__init__(plugin, AnalyzerContext(ep.name, pipeline.settings, pipeline.store))
-                plugin.register(pipeline.meter(scope), pipeline.churning_meter(scope))
+                register_for_docs(pipeline, group, ep.name, ep.load())
             except Exception as exc:  # noqa: BLE001 - any failure: listed as undocumented, never fatal
                 _log.debug("cannot document plugin %s: %s", ep.name, exc)
                 missing.append(f"{ep.name} ({group})")
@@ -341,8 +349,9 @@ def metrics_reference(settings: Settings | None = None) -> str:
     """Return the Markdown metrics reference generated from the registered instruments."""
     pipeline = Pipeline(settings or default_settings())
     try:
-        missing = _register_unavailable(pipeline)
+        # Collect first: the plugins registered for documentation only must never be called back.
         attributes = _observed_attributes(pipeline)
+        missing = _register_unavailable(pipeline)
         items = pipeline.catalog.items()
     finally:
         pipeline.close(2.0)

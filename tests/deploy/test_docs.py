@@ -8,10 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from opentelemetry.metrics import Meter
 from pydantic import Field
 
 from otel_sysops import _docs
+from otel_sysops.churn import ChurningMeter
 from otel_sysops.cli import main
+from otel_sysops.errors import CollectorUnavailableError
+from otel_sysops.plugin import INSTRUMENTATION_GROUP, Collector, CollectorContext
 from otel_sysops.settings import Section, Settings
 from otel_sysops.sinks import PrometheusSink
 
@@ -148,3 +152,31 @@ def test_files_and_links_the_prose_names_exist(name: str) -> None:
     assert paths, name
     for path in sorted(paths):
         assert (ROOT / path).exists(), f"{name} names {path}, which does not exist"
+
+
+class _NoSuchDevice(Collector[None]):
+    """A collector that refuses every host, as a GPU collector does without a GPU."""
+
+    def __init__(self, ctx: CollectorContext) -> None:
+        raise CollectorUnavailableError("no such device")
+
+    def sample(self, now: float) -> None:
+        raise AssertionError("never sampled")
+
+    def register(self, meter: Meter, churn: ChurningMeter) -> None:
+        meter.create_observable_gauge("sysops.test.device.load", [], "1", "A device's load")
+
+
+def test_plugins_unavailable_on_this_host_are_still_documented() -> None:
+    from otel_sysops.pipeline import Pipeline
+
+    pipeline = Pipeline(_docs.default_settings())
+    try:
+        _docs.register_for_docs(pipeline, INSTRUMENTATION_GROUP, "nosuchdevice", _NoSuchDevice)
+        items = {(i.scope, i.name): i for i in pipeline.catalog.items()}
+    finally:
+        pipeline.close(1.0)
+    info = items[("otel_sysops.instrumentation.nosuchdevice", "sysops.test.device.load")]
+    assert (info.kind, info.unit, info.description) == ("gauge", "1", "A device's load")
+    with pytest.raises(TypeError):
+        _docs.register_for_docs(pipeline, "otel_sysops.analyzers", "x", _NoSuchDevice)
