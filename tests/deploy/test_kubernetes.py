@@ -205,3 +205,39 @@ def test_full_detail_overlay_keeps_only_the_three_capabilities() -> None:
     assert sec["allowPrivilegeEscalation"] is False
     assert sec["readOnlyRootFilesystem"] is True
     assert sec["privileged"] is False
+
+
+def test_with_collector_overlay_listens_where_the_agent_sends() -> None:
+    overlay = K8S / "overlays" / "with-collector"
+    kustomization = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+    assert kustomization["resources"][0] == "../.."
+    (generator,) = kustomization["configMapGenerator"]
+    collectors = [
+        doc
+        for name in kustomization["resources"][1:]
+        for doc in yaml.safe_load_all((overlay / name).read_text())
+        if doc and doc["kind"] == "DaemonSet"
+    ]
+    assert len(collectors) == 1
+    collector = collectors[0]
+    kubernetes_validate.validate(collector, KUBERNETES_VERSION, strict=True)
+    pod = collector["spec"]["template"]["spec"]
+    assert pod["volumes"][0]["configMap"]["name"] == generator["name"]
+    container = pod["containers"][0]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    host_ports = {p["hostPort"] for p in container["ports"] if "hostPort" in p}
+    # The agent's endpoint is http://$(HOST_IP):<port>: that port must be a hostPort here.
+    endpoint = _pod_environment()["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    assert int(endpoint.rsplit(":", 1)[1]) in host_ports
+    # The config is collector-config/agent-local.yaml with the listeners on the pod's address.
+    (config_file,) = generator["files"]
+    assert f"--config=/etc/otelcol/{config_file}" in container["args"]
+    overlay_config = yaml.safe_load((overlay / config_file).read_text())
+    local = yaml.safe_load((ROOT / "collector-config" / "agent-local.yaml").read_text())
+    for protocol in ("grpc", "http"):
+        listen = overlay_config["receivers"]["otlp"]["protocols"][protocol]["endpoint"]
+        assert listen.startswith("0.0.0.0:")
+        local["receivers"]["otlp"]["protocols"][protocol]["endpoint"] = listen
+    local["extensions"]["health_check"]["endpoint"] = overlay_config["extensions"]["health_check"]["endpoint"]
+    assert overlay_config == local
