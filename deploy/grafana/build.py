@@ -47,6 +47,7 @@ class Panel:
     height: int = 8
     options: dict[str, Any] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
+    transformations: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _panel_json(panel: Panel, pid: int, x: int, y: int) -> dict[str, Any]:
@@ -72,6 +73,8 @@ def _panel_json(panel: Panel, pid: int, x: int, y: int) -> dict[str, Any]:
         "options": panel.options,
         "targets": targets,
     }
+    if panel.transformations:
+        out["transformations"] = panel.transformations
     return out
 
 
@@ -457,6 +460,12 @@ def processes() -> dict[str, Any]:
             width=24,
             height=10,
             options=table_opts,
+            # One row per process: join the CPU and memory instant queries on their labels.
+            transformations=[
+                {"id": "merge", "options": {}},
+                {"id": "organize", "options": {"renameByName": {"Value #A": "CPU", "Value #B": "memory"}}},
+            ],
+            defaults={"custom": {"align": "auto"}},
         ),
     ]
     return dashboard("otel-sysops-processes", "Processes", "The busiest processes by CPU and memory.", panels)
