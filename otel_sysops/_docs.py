@@ -214,7 +214,7 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def configuration_reference() -> str:
+def configuration_reference(model: type[BaseModel] = Settings) -> str:
     """Return the Markdown configuration reference generated from the Settings model."""
     out = [
         _HEADER.format(cmd=REGENERATE, source="`otel_sysops.settings.Settings`"),
@@ -232,14 +232,14 @@ def configuration_reference() -> str:
         "`OTEL_SERVICE_NAME`. In Kubernetes, `K8S_NODE_NAME`, `K8S_POD_NAME`, `K8S_NAMESPACE_NAME` and "
         "`K8S_POD_UID` (from the downward API) become `k8s.*` resource attributes.\n",
     ]
-    for key, model, leaves in iter_settings():
+    for key, section, leaves in iter_settings(model):
         if key:
             title = f"`[{key}]`" if not key.endswith(("[]", ">")) else f"`{key}` items"
             out.append(f"## {title}\n")
         else:
             out.append("## Top level\n")
-        doc = inspect.getdoc(model)
-        if doc and (key or model is not Settings):
+        doc = inspect.getdoc(section)
+        if doc and key:
             out.append(doc.splitlines()[0] + "\n")
         if not leaves:
             continue

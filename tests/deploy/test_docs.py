@@ -6,10 +6,11 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Annotated, Literal
 
 import pytest
 from opentelemetry.metrics import Meter
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from otel_sysops import _docs
 from otel_sysops.churn import ChurningMeter
@@ -180,3 +181,55 @@ def test_plugins_unavailable_on_this_host_are_still_documented() -> None:
     assert (info.kind, info.unit, info.description) == ("gauge", "1", "A device's load")
     with pytest.raises(TypeError):
         _docs.register_for_docs(pipeline, "otel_sysops.analyzers", "x", _NoSuchDevice)
+
+
+class _Slack(Section):
+    """A Slack channel."""
+
+    kind: Literal["slack"] = "slack"
+    # Incoming-webhook URL.
+    url: SecretStr | None = None
+
+
+class _Email(Section):
+    """An email channel."""
+
+    kind: Literal["email"] = "email"
+    to: list[str] = []
+
+
+class _Alerts(Section):
+    """Shapes the sections of other issues may use."""
+
+    channels: list[Annotated[_Slack | _Email, Field(discriminator="kind")]] = []
+    routes: dict[str, _Email] = {}
+    token: SecretStr = SecretStr("")
+    mode: Literal["a", "b"] | None = None
+
+
+def test_the_walk_renders_containers_of_models_unions_and_secrets() -> None:
+    walked = list(_docs.iter_settings(_Alerts, "alerts", "SYSOPS_ALERTS__"))
+    assert [(key, model) for key, model, _ in walked] == [
+        ("alerts", _Alerts),
+        ("alerts.channels[]", _Slack),
+        ("alerts.channels[]", _Email),
+        ("alerts.routes.<name>", _Email),
+    ]
+    sections = {(key, model.__name__): leaves for key, model, leaves in walked}
+    top = {leaf.key: leaf for leaf in sections["alerts", "_Alerts"]}
+    assert top["alerts.token"].type == "secret string"
+    assert top["alerts.token"].default == "unset"
+    assert "SYSOPS_ALERTS__TOKEN_FILE" in top["alerts.token"].description
+    assert top["alerts.mode"].type == '"a" | "b" (optional)'
+    assert top["alerts.channels"].type.startswith("list of ")
+    slack = {leaf.key: leaf for leaf in sections["alerts.channels[]", "_Slack"]}
+    assert slack["alerts.channels[].url"].env is None  # items are given in the file or as JSON
+    assert slack["alerts.channels[].url"].description == "Incoming-webhook URL."
+    assert "alerts.channels[].to" in {leaf.key for leaf in sections["alerts.channels[]", "_Email"]}
+    text = _docs.configuration_reference(_Alerts)
+    assert "## `channels[]` items\n\nA Slack channel." in text
+    assert "## `channels[]` items\n\nAn email channel." in text
+    assert (
+        "| `channels[].url` | (in the file or as JSON) | secret string (optional) | unset "
+        "| Incoming-webhook URL. |" in text
+    )
