@@ -198,8 +198,8 @@ def iter_settings(
         bounds = _constraints(field)
         if bounds:
             description = f"{description} ({bounds})" if description else f"({bounds})"
-        if _secret(field.annotation) and var:
-            description += f" Secret: masked by `config show`; may be read from a file named by `{var}_FILE`."
+        if _secret(field.annotation):
+            description = f"{description} Secret: masked by `config show`.".lstrip()
         leaves.append(SettingDoc(dotted, var, _type_name(field.annotation), _default(field), description))
         for item in _item_models(field.annotation):
             suffix = "[]" if get_origin(_strip_optional(field.annotation)[0]) is list else ".<name>"

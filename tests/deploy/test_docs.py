@@ -219,7 +219,7 @@ def test_the_walk_renders_containers_of_models_unions_and_secrets() -> None:
     top = {leaf.key: leaf for leaf in sections["alerts", "_Alerts"]}
     assert top["alerts.token"].type == "secret string"
     assert top["alerts.token"].default == "unset"
-    assert "SYSOPS_ALERTS__TOKEN_FILE" in top["alerts.token"].description
+    assert top["alerts.token"].description.endswith("Secret: masked by `config show`.")
     assert top["alerts.mode"].type == '"a" | "b" (optional)'
     assert top["alerts.channels"].type.startswith("list of ")
     slack = {leaf.key: leaf for leaf in sections["alerts.channels[]", "_Slack"]}
@@ -231,5 +231,5 @@ def test_the_walk_renders_containers_of_models_unions_and_secrets() -> None:
     assert "## `channels[]` items\n\nAn email channel." in text
     assert (
         "| `channels[].url` | (in the file or as JSON) | secret string (optional) | unset "
-        "| Incoming-webhook URL. |" in text
+        "| Incoming-webhook URL. Secret: masked by `config show`. |" in text
     )
