@@ -224,7 +224,9 @@ def test_the_walk_renders_containers_of_models_unions_and_secrets() -> None:
     assert top["alerts.channels"].type.startswith("list of ")
     slack = {leaf.key: leaf for leaf in sections["alerts.channels[]", "_Slack"]}
     assert slack["alerts.channels[].url"].env is None  # items are given in the file or as JSON
-    assert slack["alerts.channels[].url"].description == "Incoming-webhook URL."
+    assert (
+        slack["alerts.channels[].url"].description == "Incoming-webhook URL. Secret: masked by `config show`."
+    )
     assert "alerts.channels[].to" in {leaf.key for leaf in sections["alerts.channels[]", "_Email"]}
     text = _docs.configuration_reference(_Alerts)
     assert "## `channels[]` items\n\nA Slack channel." in text
