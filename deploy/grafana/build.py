@@ -230,9 +230,9 @@ def host_overview() -> dict[str, Any]:
         ),
         Panel(
             "Swap used",
-            [(f'system_paging_utilization{{{SEL},system_paging_state="used"}}', "{{instance}}")],
-            "percentunit",
-            defaults=percent,
+            # Bytes, not utilization: a host without swap has no utilization but does report 0 used.
+            [(f'system_paging_usage_bytes{{{SEL},system_paging_state="used"}}', "{{instance}}")],
+            "bytes",
         ),
         Panel(
             "Root filesystem used",
@@ -498,7 +498,7 @@ def anomalies() -> dict[str, Any]:
         ),
         Panel(
             "Ring store series",
-            [(f"otel_sysops_series_count{S}", "{{instance}}")],
+            [(f"otel_sysops_series_active{S}", "{{instance}}")],
             "short",
             description="Series the analyzers watch (otel_sysops.series.count); refused ones go unwatched.",
         ),

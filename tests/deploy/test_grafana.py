@@ -33,13 +33,6 @@ GRAFANA = ROOT / "deploy" / "grafana"
 JOB = "otel-sysops"
 # Prometheus metric-name prefixes of families other issues implement -> who adds them.
 PENDING_FAMILIES: dict[str, str] = {
-    "system_cpu_load_average": "issue 3 (host collectors)",
-    "sysops_cpu_busy": "issue 3 (host collectors)",
-    "system_paging": "issue 3 (host collectors)",
-    "system_disk": "issue 3 (host collectors)",
-    "sysops_disk": "issue 3 (host collectors)",
-    "system_filesystem": "issue 3 (host collectors)",
-    "sysops_filesystem": "issue 3 (host collectors)",
     "system_network": "issue 3 (host collectors)",
     "process_": "issue 3 (host collectors)",
     "sysops_forecast": "issue 4 (analyzers)",
