@@ -61,6 +61,12 @@ class CircuitBreaker:
         """Return whether a delivery may be attempted (closed, or half-open after the reset time)."""
         return self.opened_at is None or now - self.opened_at >= self.reset
 
+    def retry_in(self, now: float) -> float:
+        """Return seconds until a trial delivery is allowed (0 when closed)."""
+        if self.opened_at is None:
+            return 0.0
+        return max(0.0, self.opened_at + self.reset - now)
+
     @property
     def is_open(self) -> bool:
         """Return whether the breaker is open (or half-open)."""
@@ -227,7 +233,13 @@ class ChannelRunner:
                 else:
                     self._held.update(a.severity.name.lower() for a in alerts)
                     self.stats.held_back += len(alerts)
-            if not out and self._held and not self._pending and self.bucket.take(now):
+            if (
+                not out
+                and self._held
+                and not self._pending
+                and self.breaker.allow(now)
+                and self.bucket.take(now)
+            ):
                 out.append(Notification([], dict(self._held)))
                 self._held.clear()
         return out
@@ -238,7 +250,7 @@ class ChannelRunner:
             if self._pending and self._first_at is not None:
                 return max(0.0, self._first_at + self.policy.group_window - now)
             if self._held:
-                return max(0.05, self.bucket.next_token_in(now))
+                return max(0.05, self.bucket.next_token_in(now), self.breaker.retry_in(now))
             return None
 
     # -- the delivery task -------------------------------------------------------------------
@@ -275,7 +287,8 @@ class ChannelRunner:
             self._held.update(a.severity.name.lower() for a in notification.alerts)
             self._held.update(dict(notification.suppressed))
         self.stats.held_back += len(notification.alerts)
-        _log.warning("channel %s: %d alert(s) not delivered: %s", self.name, len(notification.alerts), reason)
+        count = len(notification.alerts) + sum(notification.suppressed.values())
+        _log.warning("channel %s: %d alert(s) not delivered: %s", self.name, count, reason)
 
     async def pump(self, force: bool = False) -> None:
         """Send every message due now."""
