@@ -23,9 +23,8 @@ from otel_sysops.alerts import ChannelError, Severity
 from otel_sysops.alerts._email import EmailChannel
 from otel_sysops.alerts._http import DiscordChannel, SlackChannel, TelegramChannel, WebhookChannel
 from otel_sysops.alerts._syslog import SyslogChannel
-
-from ..conftest import free_port, need_binary
-from ._servers import http_receiver, make_alert, notification, udp_receiver
+from tests.alerts._servers import http_receiver, make_alert, notification, udp_receiver
+from tests.conftest import free_port, need_binary
 
 pytestmark = pytest.mark.slow
 

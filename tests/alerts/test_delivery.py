@@ -15,8 +15,7 @@ from otel_sysops.alerts import (
     Severity,
 )
 from otel_sysops.alerts._http import WebhookChannel
-
-from ._servers import Receiver, http_receiver
+from tests.alerts._servers import Receiver, http_receiver
 
 pytestmark = pytest.mark.slow
 

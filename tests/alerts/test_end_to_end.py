@@ -1,0 +1,140 @@
+"""Done-when: `otel-sysops alerts test` delivers to a local listener; a running agent delivers a firing
+alert then its resolution to that listener."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import anyio
+import pytest
+
+from otel_sysops.agent import Agent
+from otel_sysops.alerts import AlertManager, Finding, Severity
+from otel_sysops.alerts._build import alert_service
+from otel_sysops.plugin import Analyzer, AnalyzerContext
+from otel_sysops.settings import Settings
+from tests.alerts._servers import http_receiver
+
+pytestmark = pytest.mark.slow
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SYSOPS_", "OTEL_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "otel_sysops", *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=env,
+        check=False,
+    )
+
+
+def test_alerts_test_delivers_a_json_alert_to_a_local_webhook(tmp_path: Path) -> None:
+    with http_receiver() as rx:
+        config = tmp_path / "sysops.toml"
+        config.write_text(
+            f'[[alerts.channels]]\ntype = "webhook"\nname = "ops"\nurl = "{rx.url}/sysops"\n'
+            'allow_insecure = true\nsecret = "hmac-key"\n'
+        )
+        result = run_cli("alerts", "test", "--config", str(config))
+        assert result.returncode == 0, result.stderr
+        assert "ops" in result.stdout
+        assert "delivered" in result.stdout
+        (req,) = rx.requests
+    body = req.json()
+    assert req.path == "/sysops"
+    assert body["test"] is True
+    assert body["alerts"][0]["rule"] == "sysops.test"
+    assert req.headers["X-Sysops-Signature"].startswith("sha256=")
+
+
+def test_alerts_test_exits_1_with_the_reason_and_no_secret(tmp_path: Path) -> None:
+    with http_receiver() as good, http_receiver(default_status=500) as bad:
+        config = tmp_path / "sysops.toml"
+        config.write_text(
+            f'[[alerts.channels]]\ntype = "webhook"\nname = "good"\nurl = "{good.url}/g"\nallow_insecure = true\n'
+            f'[[alerts.channels]]\ntype = "slack"\nname = "bad"\nurl = "{bad.url}/services/SECRET"\n'
+            "allow_insecure = true\ntimeout = 2\n"
+        )
+        result = run_cli("alerts", "test", "--config", str(config))
+        only = run_cli("alerts", "test", "--config", str(config), "--channel", "good")
+        unknown = run_cli("alerts", "test", "--config", str(config), "--channel", "nope")
+    assert result.returncode == 1
+    lines = dict(line.split(None, 1) for line in result.stdout.splitlines())
+    assert lines["good"] == "delivered"
+    assert lines["bad"].startswith("FAILED:")
+    assert "HTTP 500" in lines["bad"]
+    assert "SECRET" not in result.stdout + result.stderr
+    assert only.returncode == 0
+    assert only.stdout.split() == ["good", "delivered"]
+    assert unknown.returncode == 2
+    assert "no such channel" in unknown.stderr
+
+
+class FlipAnalyzer(Analyzer):
+    """Fires for the first ticks, then clears: a stand-in for the threshold analyzer."""
+
+    def __init__(self, ctx: AnalyzerContext, firing_ticks: int = 3) -> None:
+        super().__init__(ctx)
+        self.ticks = 0
+        self.firing_ticks = firing_ticks
+
+    def analyze(self, now: float) -> Iterable[Finding]:
+        self.ticks += 1
+        severity = Severity.CRITICAL if self.ticks <= self.firing_ticks else None
+        yield Finding(
+            rule="test.cpu.threshold",
+            metric="system.cpu.utilization",
+            attributes={},
+            severity=severity,
+            message="cpu above 1%" if severity else "cpu below 1%",
+            value=0.5,
+            threshold=0.01,
+            timestamp=now,
+        )
+
+
+def test_running_agent_delivers_firing_then_resolved(make_settings: Callable[..., Settings]) -> None:
+    with http_receiver() as rx:
+        settings = make_settings(
+            interval=0.1,
+            alerts={
+                "channels": [
+                    {"type": "webhook", "name": "ops", "url": rx.url + "/e2e", "allow_insecure": True}
+                ],
+                "group_window": 0.05,
+            },
+        )
+        agent = Agent(settings, service_factories=[alert_service])
+        assert isinstance(agent.alerts, AlertManager)
+        ctx = AnalyzerContext("flip", settings, agent.pipeline.store)
+        agent.pipeline.add_analyzer("flip", FlipAnalyzer(ctx))
+
+        async def main() -> int:
+            async with anyio.create_task_group() as tg:
+
+                async def stop_when_resolved() -> None:
+                    with anyio.fail_after(30):
+                        while not any(r.json()["status"] == "resolved" for r in rx.requests):
+                            await anyio.sleep(0.05)
+                    # The real shutdown path: SIGTERM, services flushed, pipeline closed.
+                    os.kill(os.getpid(), signal.SIGTERM)
+
+                tg.start_soon(stop_when_resolved)
+                return await agent.run()
+
+        assert anyio.run(main, backend="asyncio") == 0
+    alerts = [a for r in rx.requests for a in r.json()["alerts"]]
+    assert [(a["state"], a["severity"], a["rule"]) for a in alerts] == [
+        ("firing", "critical", "test.cpu.threshold"),
+        ("resolved", "critical", "test.cpu.threshold"),
+    ]
+    assert alerts[0]["id"] == alerts[1]["id"]
+    assert alerts[1]["ends_at"] >= alerts[0]["starts_at"]
+    assert alerts[0]["host"]
