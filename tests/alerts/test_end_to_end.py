@@ -58,7 +58,8 @@ def test_alerts_test_exits_1_with_the_reason_and_no_secret(tmp_path: Path) -> No
     with http_receiver() as good, http_receiver(default_status=500) as bad:
         config = tmp_path / "sysops.toml"
         config.write_text(
-            f'[[alerts.channels]]\ntype = "webhook"\nname = "good"\nurl = "{good.url}/g"\nallow_insecure = true\n'
+            f'[[alerts.channels]]\ntype = "webhook"\nname = "good"\nurl = "{good.url}/g"\n'
+            "allow_insecure = true\n"
             f'[[alerts.channels]]\ntype = "slack"\nname = "bad"\nurl = "{bad.url}/services/SECRET"\n'
             "allow_insecure = true\ntimeout = 2\n"
         )

@@ -155,7 +155,8 @@ def test_secret_file_in_the_toml(tmp_path: Path) -> None:
         ('[[alerts.channels]]\ntype = "log"\ncolour = "red"\n', "alerts.channels.0.log.colour"),
         ('[[alerts.channels]]\ntype = "syslog"\naddress = "nohost"\n', "address: expected host:port"),
         (
-            '[[alerts.channels]]\ntype = "email"\nhost = "h"\nfrom = "a@b"\nto = ["c@d"]\nsecurity = "none"\n',
+            '[[alerts.channels]]\ntype = "email"\nhost = "h"\nfrom = "a@b"\nto = ["c@d"]\n'
+            'security = "none"\n',
             "clear text",
         ),
         ('[[alerts.channels]]\ntype = "webhook"\nurl_file = "/nonexistent/x"\n', "url_file: cannot read"),
