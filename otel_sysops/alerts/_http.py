@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import html
 import json
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -60,6 +61,10 @@ class HttpChannel:
         self._headers = {"User-Agent": USER_AGENT, **(headers or {})}
         self._verify: Any = ca_file or True
         self._client: httpx.AsyncClient | None = None
+        # httpx logs every request's full URL at INFO; webhook URLs and bot tokens are secrets.
+        quiet = logging.getLogger("httpx")
+        if quiet.getEffectiveLevel() < logging.WARNING:
+            quiet.setLevel(logging.WARNING)
 
     @property
     def masked_url(self) -> str:

@@ -6,6 +6,7 @@ import argparse
 
 import anyio
 
+from otel_sysops._logging import setup_logging
 from otel_sysops.alerts._build import build_manager
 from otel_sysops.errors import ConfigError
 
@@ -25,6 +26,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def _test(args: argparse.Namespace) -> int:
     settings, _, _ = settings_from(args)
+    # The log channel writes its test line to the agent's log (stderr).
+    setup_logging(settings.log.level, settings.log.format)
     manager = build_manager(settings)
     names = [r.name for r in manager.runners]
     if args.channel is not None and args.channel not in names:

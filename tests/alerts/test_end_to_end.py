@@ -17,7 +17,7 @@ from otel_sysops.agent import Agent
 from otel_sysops.alerts import AlertManager, Finding, Severity
 from otel_sysops.alerts._build import alert_service
 from otel_sysops.plugin import Analyzer, AnalyzerContext
-from otel_sysops.settings import Settings
+from otel_sysops.settings import Settings, load_settings
 from tests.alerts._servers import http_receiver
 
 pytestmark = pytest.mark.slow
@@ -139,3 +139,64 @@ def test_running_agent_delivers_firing_then_resolved(make_settings: Callable[...
     assert alerts[0]["id"] == alerts[1]["id"]
     assert alerts[1]["ends_at"] >= alerts[0]["starts_at"]
     assert alerts[0]["host"]
+
+
+class SwitchAnalyzer(Analyzer):
+    """Fires while `firing` is set; the test clears it."""
+
+    firing = True
+
+    def analyze(self, now: float) -> Iterable[Finding]:
+        severity = Severity.WARNING if type(self).firing else None
+        yield Finding("test.switch", "system.cpu.utilization", {}, severity, "switch", timestamp=now)
+
+
+def test_sighup_reload_moves_the_channel_and_keeps_the_active_alert(
+    tmp_path: Path, make_settings: Callable[..., Settings]
+) -> None:
+    SwitchAnalyzer.firing = True
+    with http_receiver() as first, http_receiver() as second:
+        config = tmp_path / "sysops.toml"
+
+        def write(url: str) -> None:
+            config.write_text(
+                f"interval = 0.1\n[prometheus]\nenabled = false\n[alerts]\ngroup_window = 0.05\n"
+                f'[[alerts.channels]]\ntype = "webhook"\nname = "ops"\nurl = "{url}"\nallow_insecure = true\n'
+            )
+
+        write(first.url + "/one")
+        settings = load_settings(config, environ={})
+        agent = Agent(settings, config=config, service_factories=[alert_service])
+        manager = agent.alerts
+        assert isinstance(manager, AlertManager)
+        agent.add_pipeline_hook(
+            lambda p: p.add_analyzer("switch", SwitchAnalyzer(AnalyzerContext("switch", p.settings, p.store)))
+        )
+
+        async def main() -> int:
+            async with anyio.create_task_group() as tg:
+
+                async def drive() -> None:
+                    with anyio.fail_after(30):
+                        while not first.requests:
+                            await anyio.sleep(0.05)
+                        write(second.url + "/two")
+                        os.kill(os.getpid(), signal.SIGHUP)
+                        # Wait until the reload has rebuilt the channel from the new file.
+                        while not (
+                            manager.runners
+                            and getattr(manager.runners[0].channel, "masked_url", "") == second.url + "/***"
+                        ):
+                            await anyio.sleep(0.05)
+                        SwitchAnalyzer.firing = False
+                        while not second.requests:
+                            await anyio.sleep(0.05)
+                    os.kill(os.getpid(), signal.SIGTERM)
+
+                tg.start_soon(drive)
+                return await agent.run()
+
+        assert anyio.run(main, backend="asyncio") == 0
+    assert [a["state"] for r in first.requests for a in r.json()["alerts"]] == ["firing"]
+    # After the reload the resolution went to the new URL: the alert state survived.
+    assert [a["state"] for r in second.requests for a in r.json()["alerts"]] == ["resolved"]

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
 import anyio
 import pytest
 
-from otel_sysops.alerts import ChannelError, Severity
+from otel_sysops.alerts import (
+    DEFAULT_DEDUP,
+    AlertManager,
+    ChannelError,
+    DeliveryPolicy,
+    Finding,
+    ManagerPolicy,
+    Severity,
+)
 from otel_sysops.alerts._http import TelegramChannel, WebhookChannel
 from otel_sysops.alerts._security import check_destination, is_public, mask_url
 from tests.alerts._servers import http_receiver, make_alert, notification
@@ -86,3 +96,18 @@ def test_connection_errors_never_show_the_token() -> None:
     anyio.run(channel.aclose)
     assert "TOPSECRET" not in str(info.value)
     assert "127.0.0.1:9/***" in str(info.value)
+
+
+@pytest.mark.slow
+def test_no_secret_in_any_log_record(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with http_receiver(statuses=[500]) as rx:
+        manager = AlertManager(
+            "web-1", ManagerPolicy(DEFAULT_DEDUP, delivery=DeliveryPolicy(group_window=0, backoff=0.01))
+        )
+        manager.add_channel(WebhookChannel("hook", Severity.INFO, rx.url + "/SECRET-PATH", 5.0, True))
+        manager.submit(Finding("cpu", "system.cpu.utilization", {}, Severity.CRITICAL, "busy"))
+        anyio.run(manager.aclose, 5.0)
+        assert len(rx.requests) == 1  # delivered on the second attempt
+    assert caplog.records
+    assert not [r for r in caplog.records if "SECRET" in r.getMessage()]
