@@ -51,7 +51,10 @@ class _Active:
     told: Severity | None = None
 
 
-def inhibition_key(alert: Alert) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+InhibitionKey = tuple[str, str, tuple[tuple[str, str], ...]]
+
+
+def inhibition_key(alert: Alert) -> InhibitionKey:
     """Return what "the same" means for inhibition: host, metric and attributes (any rule)."""
     return (alert.host, alert.metric, tuple(sorted(alert.attributes.items())))
 
@@ -79,6 +82,9 @@ class AlertManager:
         self._active: dict[str, _Active] = {}
         # (fingerprint, severity) -> when a firing notification last went out.
         self._last_sent: dict[tuple[str, Severity], float] = {}
+        # Inhibition index: series key -> {fingerprint: severity} of active critical/emergency alerts.
+        self._inhibitors: dict[InhibitionKey, dict[str, Severity]] = {}
+        self._next_sweep = 0.0
         self._runners: list[ChannelRunner] = []
         self._tg: anyio.abc.TaskGroup | None = None
 
@@ -161,6 +167,7 @@ class AlertManager:
         active = self._active.pop(finding.fingerprint, None)
         if active is None:
             return None
+        self._index(active.alert, None)
         if active.told is None:
             # Nobody was told it fired (silenced, inhibited, deduplicated): nobody is told it resolved.
             self.counts["resolved_unnotified"] += 1
@@ -199,9 +206,21 @@ class AlertManager:
             threshold=finding.threshold,
             labels=dict(finding.labels),
         )
+        self._index(alert, alert.severity)
         active = _Active(alert, told=active.told if active else None)
         self._active[fp] = active
         return active
+
+    def _index(self, alert: Alert, severity: Severity | None) -> None:
+        """Record (or forget, severity None or below critical) an alert as a potential inhibitor."""
+        key = inhibition_key(alert)
+        entry = self._inhibitors.get(key)
+        if severity is not None and severity >= Severity.CRITICAL:
+            self._inhibitors.setdefault(key, {})[alert.fingerprint] = severity
+        elif entry is not None:
+            entry.pop(alert.fingerprint, None)
+            if not entry:
+                del self._inhibitors[key]
 
     def _hold_reason(self, active: _Active, now: float) -> str | None:
         """Return why a firing alert is not notified now (silenced, inhibited, deduplicated), or None."""
@@ -226,18 +245,17 @@ class AlertManager:
         # A critical (or emergency) alert on the same host, metric and attributes inhibits lower ones.
         if alert.severity >= Severity.CRITICAL:
             return False
-        key = inhibition_key(alert)
-        return any(
-            a.alert.severity >= Severity.CRITICAL
-            and a.alert.severity > alert.severity
-            and inhibition_key(a.alert) == key
-            for a in self._active.values()
-        )
+        if not self._inhibitors:
+            return False
+        entry = self._inhibitors.get(inhibition_key(alert), {})
+        return any(severity > alert.severity for severity in entry.values())
 
     def _forget_old(self, now: float) -> None:
         # Bound the dedup memory: entries older than the longest window can no longer suppress anything.
-        if len(self._last_sent) < 4096:
+        # Swept at most once a minute, so a storm does not pay for a scan per alert.
+        if len(self._last_sent) < 4096 or now < self._next_sweep:
             return
+        self._next_sweep = now + 60.0
         horizon = max(self.policy.dedup.values(), default=0.0)
         for key in [k for k, t in self._last_sent.items() if now - t >= horizon]:
             del self._last_sent[key]
