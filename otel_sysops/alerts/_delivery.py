@@ -316,10 +316,12 @@ class ChannelRunner:
         """Flush what is pending within `timeout` seconds, then close the channel."""
         self.closing = True
         with anyio.move_on_after(timeout):
-            if self._stopped is not None and self._loop is asyncio.get_running_loop():
+            running = self._stopped is not None and not self._stopped.is_set()
+            if running and self._stopped is not None and self._loop is asyncio.get_running_loop():
+                # The delivery task flushes (ignoring the group window) and stops.
                 self.wake()
                 await self._stopped.wait()
-            else:
+            if self.pending() or self.held():
                 await self.pump(force=True)
         left = self.pending() + sum(self.held().values())
         if left:

@@ -207,7 +207,9 @@ def test_syslog_tcp_octet_counting() -> None:
         raw = rest[int(length) :]
     assert len(frames) == 2
     assert all(RFC5424.match(f.decode()) for f in frames)
-    assert int(RFC5424.match(frames[1].decode())["pri"]) == 3 * 8 + 5  # resolved: notice  # type: ignore[index]
+    resolved = RFC5424.match(frames[1].decode())
+    assert resolved is not None
+    assert int(resolved["pri"]) == 3 * 8 + 5  # resolved: notice
 
 
 def test_syslog_unix_datagram(tmp_path: Path) -> None:
@@ -325,9 +327,11 @@ def test_email_starttls_auth_text_and_html(
     assert box.envelopes == [("agent@example.com", ["ops@example.com", "oncall@example.com"])]
     assert msg["Subject"] == "[FIRING] critical: cpu on web-1"
     assert msg.is_multipart()
-    parts = {
-        p.get_content_type(): p.get_payload(decode=True).decode() for p in msg.walk() if not p.is_multipart()
-    }  # type: ignore[union-attr]
+    parts: dict[str, str] = {}
+    for part in msg.walk():
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes):
+            parts[part.get_content_type()] = payload.decode()
     assert "<hot> & busy" in parts["text/plain"]
     assert "&lt;hot&gt; &amp; busy" in parts["text/html"]
 

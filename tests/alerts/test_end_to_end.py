@@ -118,6 +118,7 @@ def test_running_agent_delivers_firing_then_resolved(make_settings: Callable[...
         agent.pipeline.add_analyzer("flip", FlipAnalyzer(ctx))
 
         async def main() -> int:
+            codes: list[int] = []
             async with anyio.create_task_group() as tg:
 
                 async def stop_when_resolved() -> None:
@@ -128,7 +129,8 @@ def test_running_agent_delivers_firing_then_resolved(make_settings: Callable[...
                     os.kill(os.getpid(), signal.SIGTERM)
 
                 tg.start_soon(stop_when_resolved)
-                return await agent.run()
+                codes.append(await agent.run())
+            return codes[0]
 
         assert anyio.run(main, backend="asyncio") == 0
     alerts = [a for r in rx.requests for a in r.json()["alerts"]]
@@ -174,6 +176,7 @@ def test_sighup_reload_moves_the_channel_and_keeps_the_active_alert(
         )
 
         async def main() -> int:
+            codes: list[int] = []
             async with anyio.create_task_group() as tg:
 
                 async def drive() -> None:
@@ -194,7 +197,8 @@ def test_sighup_reload_moves_the_channel_and_keeps_the_active_alert(
                     os.kill(os.getpid(), signal.SIGTERM)
 
                 tg.start_soon(drive)
-                return await agent.run()
+                codes.append(await agent.run())
+            return codes[0]
 
         assert anyio.run(main, backend="asyncio") == 0
     assert [a["state"] for r in first.requests for a in r.json()["alerts"]] == ["firing"]
