@@ -25,6 +25,8 @@ from ._log import LogChannel
 from ._manager import AlertManager, ManagerPolicy
 from ._sink import AlertSink, LogAlertSink
 from ._syslog import SyslogChannel
+from ._telemetry import SCOPE as TELEMETRY_SCOPE
+from ._telemetry import register_alert_telemetry
 from .channel import Channel
 from .model import Severity
 
@@ -165,7 +167,8 @@ def alert_service(agent: Agent) -> AlertManager | None:
         return None
 
     def on_pipeline(pipeline: Pipeline) -> None:
-        # Called on the loop thread by a reload with the new pipeline's settings.
+        # Called now, and on the loop thread by every reload with the new pipeline.
+        register_alert_telemetry(pipeline.meter(TELEMETRY_SCOPE), manager)
         if pipeline.settings.alerts != manager_settings[0]:
             manager_settings[0] = pipeline.settings.alerts
             manager.start_soon(reconfigure, manager, pipeline.settings.alerts)

@@ -260,6 +260,11 @@ class AlertManager:
         for key in [k for k, t in self._last_sent.items() if now - t >= horizon]:
             del self._last_sent[key]
 
+    def counts_snapshot(self) -> dict[str, int]:
+        """Return how many findings ended each way so far (notified, deduplicated, silenced, ...)."""
+        with self._lock:
+            return dict(self.counts)
+
     # -- SilenceControl ----------------------------------------------------------------------
 
     def add_silence(
