@@ -212,8 +212,9 @@ class ChannelRunner:
     def collect(self, now: float, force: bool = False) -> list[Notification]:
         """Return the messages due at `now`: one per host for the alerts of a finished group window.
 
-        Messages without a token are not sent: their alerts are counted and reported in the next
-        message that does go out (or in a summary of their own when a token comes back).
+        Messages without a token (or while the circuit is open) are not sent: their alerts are
+        counted and reported in the next message that does go out (or in a summary of their own
+        when a token comes back and the circuit lets a trial through).
         """
         out: list[Notification] = []
         with self._lock:
@@ -226,8 +227,10 @@ class ChannelRunner:
                     groups.setdefault(alert.host, []).append(alert)
                 self._pending.clear()
                 self._first_at = None
+            # An open circuit would fail the message without trying: count it, spend no token.
+            reachable = self.breaker.allow(now)
             for alerts in groups.values():
-                if self.bucket.take(now):
+                if reachable and self.bucket.take(now):
                     out.append(Notification(alerts, dict(self._held)))
                     self._held.clear()
                 else:
