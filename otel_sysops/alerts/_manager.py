@@ -139,21 +139,50 @@ class AlertManager:
         with self._lock:
             alert = self._ingest(finding, now)
             runners = list(self._runners)
-        if alert is None:
-            return
+        if alert is not None:
+            self._route(alert, runners, now)
+
+    def _route(self, alert: Alert, runners: list[ChannelRunner], now: float) -> None:
         for runner in runners:
             if alert.severity >= runner.channel.min_severity and matches(_matchers_of(runner), alert):
                 runner.enqueue(alert, now)
+
+    def reevaluate(self) -> int:
+        """Notify held alerts whose reason has passed; send due reminders; return how many went out.
+
+        A firing alert held back by a dedup window, a silence or an inhibition, or due a reminder,
+        is notified without waiting for its next finding (analyzers may report only changes).
+        """
+        now = self.clock()
+        interval = self.policy.reminder_interval
+        out: list[Alert] = []
+        with self._lock:
+            for active in self._active.values():
+                if active.notified and (interval <= 0 or now - active.last_notified < interval):
+                    continue
+                alert = self._decide(active, now, count=False)
+                if alert is not None:
+                    out.append(alert)
+            runners = list(self._runners)
+        for alert in out:
+            self._route(alert, runners, now)
+        return len(out)
 
     def _ingest(self, finding: Finding, now: float) -> Alert | None:
         """Update the state for one finding; return the alert to notify, if any (lock held)."""
         if finding.severity is None:
             return self._clear(finding, now)
-        active = self._update(finding, finding.severity, now)
+        return self._decide(self._update(finding, finding.severity, now), now, count=True)
+
+    def _decide(self, active: _Active, now: float, count: bool) -> Alert | None:
+        """Return the alert if it is to be notified now, marking it so; else None (lock held)."""
         reason = self._hold_reason(active, now)
         if reason is not None:
-            self.counts[reason] += 1
+            if count:
+                self.counts[reason] += 1
             return None
+        if active.notified:
+            self.counts["reminders"] += 1
         active.notified = True
         active.last_notified = now
         active.told = max(active.told or active.alert.severity, active.alert.severity)
@@ -233,7 +262,6 @@ class AlertManager:
             interval = self.policy.reminder_interval
             if interval <= 0 or now - active.last_notified < interval:
                 return "deduplicated"
-            self.counts["reminders"] += 1
             return None
         last = self._last_sent.get((alert.fingerprint, alert.severity))
         window = self.policy.dedup.get(alert.severity, 0.0)
@@ -298,7 +326,10 @@ class AlertManager:
             try:
                 for runner in self.runners:
                     tg.start_soon(runner.run)
-                await anyio.sleep_forever()
+                while True:
+                    # Windows are a minute or more and silences are set in seconds: once a second is enough.
+                    await anyio.sleep(1.0)
+                    self.reevaluate()
             finally:
                 self._tg = None
 

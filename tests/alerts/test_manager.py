@@ -7,6 +7,8 @@ from collections.abc import Mapping
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from otel_sysops.alerts import (
     DEFAULT_DEDUP,
@@ -80,9 +82,11 @@ def make_manager(
     return AlertManager("web-1", policy, clock)
 
 
-def drain(manager: AlertManager, clock: Clock) -> dict[str, list[Notification]]:
-    """Deliver what is due on every channel now; return what each channel got in this call."""
+def drain(manager: AlertManager, clock: Clock, reevaluate: bool = True) -> dict[str, list[Notification]]:
+    """Run the manager's timer, deliver what is due on every channel; return what each channel got."""
     out: dict[str, list[Notification]] = {}
+    if reevaluate:
+        manager.reevaluate()
 
     async def pump() -> None:
         for runner in manager.runners:
@@ -391,3 +395,91 @@ def test_runner_next_due_follows_window_and_tokens() -> None:
     alert = alert_source.active_alerts()[0]
     runner.enqueue(alert, clock())
     assert runner.next_due(clock()) == pytest.approx(2.0)
+
+
+_fingerprints = st.sampled_from(["a", "b", "c"])
+_severities = st.sampled_from([None, Severity.INFO, Severity.WARNING, Severity.CRITICAL, Severity.EMERGENCY])
+_steps = st.lists(st.tuples(_fingerprints, _severities, st.floats(0, 400)), max_size=60)
+
+
+def simulate(
+    steps: list[tuple[str, Severity | None, float]], burst: int
+) -> tuple[list[Notification], AlertManager]:
+    clock = Clock()
+    manager = make_manager(clock, burst=burst, group_window=30.0, reminder=0)
+    manager.add_channel(Recorder())
+    sent: list[Notification] = []
+    for rule, severity, advance in steps:
+        manager.submit(finding(severity, rule=rule))
+        clock.advance(advance)
+        sent += drain(manager, clock)["rec"]
+    clock.advance(3000)  # past every dedup window (reminders off)
+    for _ in range(10):  # let the bucket refill so every summary can go out
+        clock.advance(60)
+        sent += drain(manager, clock)["rec"]
+    return sent, manager
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=_steps, burst=st.integers(1, 5))
+def test_every_alert_is_listed_or_counted(
+    steps: list[tuple[str, Severity | None, float]], burst: int
+) -> None:
+    sent, manager = simulate(steps, burst)
+    listed = sum(len(n.alerts) for n in sent)
+    counted = sum(sum(n.suppressed.values()) for n in sent)
+    assert listed + counted == manager.counts["notified"] + manager.counts["resolved"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=_steps)
+def test_what_a_person_last_heard_matches_the_state(steps: list[tuple[str, Severity | None, float]]) -> None:
+    sent, manager = simulate(steps, burst=1000)
+    heard: dict[str, tuple[str, Severity]] = {}
+    firing_ids: set[str] = set()
+    for alert in [a for n in sent for a in n.alerts]:
+        if alert.state == "resolved":
+            # A resolution only follows a firing that was notified, with the same id.
+            assert alert.id in firing_ids
+        else:
+            firing_ids.add(alert.id)
+        heard[alert.fingerprint] = (alert.state, alert.severity)
+    active = manager.active_alerts()
+    for alert in active:
+        inhibited = any(o.severity >= Severity.CRITICAL and o.severity > alert.severity for o in active)
+        if not inhibited:
+            # Once every window has passed, each firing, uninhibited alert was notified at its severity.
+            assert heard.get(alert.fingerprint) == ("firing", alert.severity)
+    for fingerprint, (state, _) in heard.items():
+        if fingerprint not in {a.fingerprint for a in active}:
+            assert state == "resolved"
+
+
+def test_flap_refire_is_notified_when_the_window_ends_without_a_new_finding() -> None:
+    clock = Clock()
+    manager = make_manager(clock)
+    manager.add_channel(Recorder())
+    manager.submit(finding(Severity.WARNING))
+    manager.submit(finding(None))
+    manager.submit(finding(Severity.WARNING))  # suppressed: inside the 300 s window
+    assert states(drain(manager, clock)["rec"]) == [("firing", "WARNING"), ("resolved", "WARNING")]
+    clock.advance(299)
+    assert drain(manager, clock)["rec"] == []
+    clock.advance(2)
+    # No new finding (an analyzer that reports changes only): the timer notifies it.
+    assert states(drain(manager, clock)["rec"]) == [("firing", "WARNING")]
+
+
+def test_reminders_and_expired_silences_need_no_new_finding() -> None:
+    clock = Clock()
+    manager = make_manager(clock, reminder=600)
+    manager.add_channel(Recorder())
+    manager.add_silence({"rule": "mem"}, 120)
+    manager.submit(finding(Severity.CRITICAL))
+    manager.submit(finding(Severity.CRITICAL, rule="mem", metric="system.memory.utilization"))
+    assert [a.rule for n in drain(manager, clock)["rec"] for a in n.alerts] == ["cpu.high"]
+    clock.advance(121)
+    assert [a.rule for n in drain(manager, clock)["rec"] for a in n.alerts] == ["mem"]
+    clock.advance(480)  # 601 s after the first: its reminder
+    assert [a.rule for n in drain(manager, clock)["rec"] for a in n.alerts] == ["cpu.high"]
+    assert manager.counts["reminders"] == 1
