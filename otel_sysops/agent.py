@@ -14,7 +14,8 @@ import anyio
 import anyio.to_thread
 
 from ._logging import setup_logging
-from .alerts import AlertSink, LogAlertSink
+from .alerts import AlertSink
+from .alerts._build import build_alert_sink
 from .errors import ConfigError, SysopsError
 from .pipeline import Pipeline
 from .settings import Settings, load_settings
@@ -77,7 +78,8 @@ class Agent:
         self.started = time.time()
         self.ticks = 0
         # The alert sink outlives reloads, so alert state survives them.
-        self.alerts: AlertSink = LogAlertSink()
+        # The alert manager (or the log sink when alerts are disabled); its channels run as a service.
+        self.alerts: AlertSink = build_alert_sink(settings)
         self.pipeline = build_pipeline(settings, self.alerts)
         self.service_factories = service_factories or []
         self.services: list[Service] = []

@@ -1,26 +1,29 @@
-"""Alerts: the finding model, the sink findings are handed to, and the channel interface."""
+"""Alerts: the finding model, the sink findings are handed to, the channel interface, the manager."""
 
-from otel_sysops.errors import SysopsError
-
+from ._delivery import ChannelRunner, CircuitBreaker, DeliveryPolicy, TokenBucket
+from ._errors import ChannelError
+from ._manager import DEFAULT_DEDUP, AlertManager, ManagerPolicy
 from ._sink import AlertSink, LogAlertSink
 from .channel import Alert, AlertState, Channel, Notification, SilenceControl
 from .model import Finding, Severity, fingerprint
 
-
-class ChannelError(SysopsError):
-    """A channel failed to deliver; the message never contains secrets (URLs are masked)."""
-
-
 __all__ = [
+    "DEFAULT_DEDUP",
     "Alert",
+    "AlertManager",
     "AlertSink",
     "AlertState",
     "Channel",
     "ChannelError",
+    "ChannelRunner",
+    "CircuitBreaker",
+    "DeliveryPolicy",
     "Finding",
     "LogAlertSink",
+    "ManagerPolicy",
     "Notification",
     "Severity",
     "SilenceControl",
+    "TokenBucket",
     "fingerprint",
 ]
