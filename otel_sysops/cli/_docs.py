@@ -26,7 +26,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def _run(args: argparse.Namespace) -> int:
     setup_logging("WARNING", "text")
-    logging.getLogger("otel_sysops").setLevel(logging.ERROR)
+    # Plugins that refuse this host log why; that is noise while generating docs. Restore the level
+    # afterwards: the command also runs in-process (tests, embedding).
+    quiet = logging.getLogger("otel_sysops")
+    previous = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        return _generate(args)
+    finally:
+        quiet.setLevel(previous)
+
+
+def _generate(args: argparse.Namespace) -> int:
     if args.check:
         stale = _docs.stale(args.dir)
         for name in stale:
