@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._base import Section
+from ._instrumentation_net import CgroupSettings, NetworkSettings, ProcessSettings
 
 
 class InstrumentationSettings(Section):
@@ -12,3 +13,6 @@ class InstrumentationSettings(Section):
     enabled: list[str] | None = None
     # Entry-point names never to run, applied after `enabled`.
     disabled: list[str] = []
+    network: NetworkSettings = NetworkSettings()
+    process: ProcessSettings = ProcessSettings()
+    cgroup: CgroupSettings = CgroupSettings()

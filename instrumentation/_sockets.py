@@ -1,0 +1,136 @@
+"""Where socket counts come from: a netlink sock_diag dump, or /proc/net/tcp{,6} and udp{,6}."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from ._linux.sockets import (
+    NETLINK_SOCK_DIAG,
+    TCP_STATES,
+    SocketCounts,
+    build_inet_diag_request,
+    parse_inet_diag,
+    parse_proc_net_sockets,
+)
+
+# (transport, IP protocol number, address family, /proc/net file)
+TABLES = (
+    ("tcp", socket.IPPROTO_TCP, socket.AF_INET, "tcp"),
+    ("tcp", socket.IPPROTO_TCP, socket.AF_INET6, "tcp6"),
+    ("udp", socket.IPPROTO_UDP, socket.AF_INET, "udp"),
+    ("udp", socket.IPPROTO_UDP, socket.AF_INET6, "udp6"),
+)
+
+
+class SocketSourceError(OSError):
+    """The source cannot count sockets (netlink refused, a table unreadable)."""
+
+
+class ConnectionSource(Protocol):
+    """Count the IPv4 and IPv6 TCP and UDP sockets of one network namespace."""
+
+    name: str
+
+    def count(self) -> SocketCounts:
+        """Return this moment's counts; raise OSError when the source cannot be read."""
+        ...
+
+    def close(self) -> None:
+        """Release the source's handles."""
+        ...
+
+
+class ProcNetSource:
+    """Parse /proc/net/tcp, tcp6, udp, udp6 under `net_dir` (absent tables, e.g. no IPv6, are skipped)."""
+
+    name = "procfs"
+
+    def __init__(self, net_dir: Path, read_text: Callable[[Path], str] | None = None) -> None:
+        self._dir = net_dir
+        self._read = read_text or (lambda p: p.read_text(encoding="utf-8", errors="replace"))
+
+    def count(self) -> SocketCounts:
+        out = SocketCounts()
+        found = False
+        for transport, _proto, _family, fname in TABLES:
+            try:
+                text = self._read(self._dir / fname)
+            except FileNotFoundError:
+                continue
+            found = True
+            parse_proc_net_sockets(text, transport, out)
+        if not found:
+            raise SocketSourceError(f"none of {self._dir}/tcp, tcp6, udp, udp6 exists")
+        return out
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class NetlinkSource:
+    """Dump sockets through NETLINK_SOCK_DIAG (one request per family and protocol).
+
+    The dump sees the agent's own network namespace. A reply that does not complete within
+    `timeout` seconds raises, so a tick is never held up.
+    """
+
+    name = "netlink"
+
+    def __init__(self, timeout: float = 1.0, bufsize: int = 65536) -> None:
+        self._timeout = timeout
+        self._bufsize = bufsize
+        self._seq = itertools.count(1)
+        self._sock: socket.socket | None = None
+
+    def _socket(self) -> socket.socket:
+        if self._sock is None:
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG)
+            sock.settimeout(self._timeout)
+            sock.bind((0, 0))
+            self._sock = sock
+        return self._sock
+
+    def count(self) -> SocketCounts:
+        out = SocketCounts()
+        try:
+            sock = self._socket()
+            for transport, proto, family, _fname in TABLES:
+                self._dump(sock, family, proto, transport, out)
+        except OSError:
+            self.close()
+            raise
+        return out
+
+    def _dump(self, sock: socket.socket, family: int, proto: int, transport: str, out: SocketCounts) -> None:
+        seq = next(self._seq)
+        sock.send(build_inet_diag_request(family, proto, seq))
+        while True:
+            batch = parse_inet_diag(sock.recv(self._bufsize), seq)
+            out.malformed += batch.malformed
+            if batch.error:
+                # EAFNOSUPPORT/ENOENT: this family or protocol is not in the kernel (no IPv6).
+                if -batch.error in (97, 2):
+                    return
+                raise SocketSourceError(-batch.error, f"sock_diag dump failed: errno {-batch.error}")
+            for state in batch.states:
+                key = ("udp", None) if transport == "udp" else _tcp_key(state)
+                if key is None:
+                    out.malformed += 1
+                else:
+                    out.counts[key] += 1
+            if batch.done or batch.malformed:
+                return
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+def _tcp_key(state: int) -> tuple[str, str | None] | None:
+    name = TCP_STATES.get(state)
+    return None if name is None else ("tcp", name)
