@@ -10,7 +10,9 @@ from otel_sysops.plugin import CollectorContext
 _log = logging.getLogger(__name__)
 
 # Names PID 1 has on a host (or a VM) booted normally.
-HOST_INITS = frozenset({"systemd", "init", "openrc-init", "runit", "s6-svscan", "launchd", "upstart", "busybox"})
+HOST_INITS = frozenset(
+    {"systemd", "init", "openrc-init", "runit", "s6-svscan", "launchd", "upstart", "busybox"}
+)
 DEFAULT_PROCFS = Path("/proc")
 
 
@@ -71,7 +73,7 @@ def check_process_view(ctx: CollectorContext) -> str | None:
     return problem
 
 
-def check_network_view(ctx: CollectorContext, host_netns: bool, net_dir: Path) -> str | None:
+def check_network_view(ctx: CollectorContext, net_dir: Path) -> str | None:
     """Log one WARNING when the network view is a container's; return the problem."""
     problem = network_view_problem(ctx.sysfs, net_dir)
     if problem is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -46,6 +46,7 @@ CONNTRACK_COUNT = "sysops.network.conntrack.count"
 CONNTRACK_LIMIT = "sysops.network.conntrack.limit"
 
 Attrs = dict[str, str]
+Obs = Callable[[CallbackOptions], Iterable[Observation]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +77,9 @@ PROTO_METRICS = (
         "TCP segments received and sent (Tcp InSegs, OutSegs)",
         _many("Tcp", NETWORK_IO_DIRECTION, [("InSegs", "receive"), ("OutSegs", "transmit")]),
     ),
-    ProtoMetric("sysops.tcp.retransmits", "{segment}", "TCP segments retransmitted", _one("Tcp", "RetransSegs")),
+    ProtoMetric(
+        "sysops.tcp.retransmits", "{segment}", "TCP segments retransmitted", _one("Tcp", "RetransSegs")
+    ),
     ProtoMetric("sysops.tcp.errors", "{segment}", "TCP segments received in error", _one("Tcp", "InErrs")),
     ProtoMetric("sysops.tcp.resets.sent", "{segment}", "TCP segments sent with RST", _one("Tcp", "OutRsts")),
     ProtoMetric(
@@ -86,7 +89,10 @@ PROTO_METRICS = (
         _many("Tcp", TCP_OPEN, [("ActiveOpens", "active"), ("PassiveOpens", "passive")]),
     ),
     ProtoMetric(
-        "sysops.tcp.attempt_failures", "{connection}", "TCP connection attempts failed", _one("Tcp", "AttemptFails")
+        "sysops.tcp.attempt_failures",
+        "{connection}",
+        "TCP connection attempts failed",
+        _one("Tcp", "AttemptFails"),
     ),
     ProtoMetric(
         "sysops.tcp.established_resets",
@@ -116,7 +122,9 @@ PROTO_METRICS = (
             [("SyncookiesSent", "sent"), ("SyncookiesRecv", "received"), ("SyncookiesFailed", "failed")],
         ),
     ),
-    ProtoMetric("sysops.tcp.timeouts", "{event}", "TCP retransmission timeouts", _one("TcpExt", "TCPTimeouts")),
+    ProtoMetric(
+        "sysops.tcp.timeouts", "{event}", "TCP retransmission timeouts", _one("TcpExt", "TCPTimeouts")
+    ),
     ProtoMetric(
         "sysops.tcp.aborts",
         "{connection}",
@@ -227,7 +235,7 @@ class NetworkCollector(Collector[NetworkSnapshot]):
             self._sources = [connection_source]
         elif cfg.connections:
             self._sources = self._default_sources(host_netns)
-        check_network_view(ctx, host_netns, self.net_dir)
+        check_network_view(ctx, self.net_dir)
 
     def _default_sources(self, host_netns: bool) -> list[ConnectionSource]:
         procnet = ProcNetSource(self.net_dir, self.ctx.files.read_text)
@@ -280,7 +288,9 @@ class NetworkCollector(Collector[NetworkSnapshot]):
             except OSError as exc:
                 self._sources.pop(0).close()
                 after = self._sources[0].name if self._sources else "nothing"
-                _log.warning("network: connection counting through %s failed (%s); using %s", source.name, exc, after)
+                _log.warning(
+                    "network: connection counting through %s failed (%s); using %s", source.name, exc, after
+                )
                 continue
             self.ctx.count_error("malformed_line", counts.malformed)
             return counts
@@ -336,7 +346,7 @@ class NetworkCollector(Collector[NetworkSnapshot]):
             CONNTRACK_LIMIT, [self._conntrack_limit], "{entry}", "Connection tracking table size limit"
         )
 
-    def _dev_callback(self, columns: tuple[tuple[str, str], ...]):  # type: ignore[no-untyped-def]
+    def _dev_callback(self, columns: tuple[tuple[str, str], ...]) -> Obs:
         include, exclude = self._cfg.include_interfaces, self._cfg.exclude_interfaces
 
         def callback(_: CallbackOptions) -> Iterable[Observation]:
@@ -347,11 +357,13 @@ class NetworkCollector(Collector[NetworkSnapshot]):
                 if not interface_selected(iface, include, exclude):
                     continue
                 for column, direction in columns:
-                    yield Observation(values[column], {NETWORK_INTERFACE_NAME: iface, NETWORK_IO_DIRECTION: direction})
+                    yield Observation(
+                        values[column], {NETWORK_INTERFACE_NAME: iface, NETWORK_IO_DIRECTION: direction}
+                    )
 
         return callback
 
-    def _proto_callback(self, metric: ProtoMetric):  # type: ignore[no-untyped-def]
+    def _proto_callback(self, metric: ProtoMetric) -> Obs:
         def callback(_: CallbackOptions) -> Iterable[Observation]:
             snap = self.snapshot
             if snap is None:

@@ -228,7 +228,9 @@ class ProcessCollector(Collector[ProcessSnapshot]):
         try:
             mtime = self._passwd.stat().st_mtime
             if mtime != self._passwd_mtime:
-                self._users, malformed = parse_passwd(self._passwd.read_text(encoding="utf-8", errors="replace"))
+                self._users, malformed = parse_passwd(
+                    self._passwd.read_text(encoding="utf-8", errors="replace")
+                )
                 self.ctx.count_error("malformed_line", malformed)
                 self._passwd_mtime = mtime
         except OSError:

@@ -62,7 +62,7 @@ def parse_net_dev(text: str) -> NetDev:
 
 @dataclass(slots=True)
 class ProtoCounters:
-    """Counters of /proc/net/snmp and /proc/net/netstat keyed by (section, field), e.g. ("Tcp", "RetransSegs")."""
+    """Counters of /proc/net/snmp and netstat by (section, field), e.g. ("Tcp", "RetransSegs")."""
 
     values: dict[tuple[str, str], int] = field(default_factory=dict)
     malformed: int = 0

@@ -1,4 +1,4 @@
-"""Count sockets by transport and state: netlink sock_diag messages (sock_diag(7)) and /proc/net/tcp{,6}, udp{,6}."""
+"""Count sockets by transport and state: netlink sock_diag (sock_diag(7)), /proc/net/tcp{,6}, udp{,6}."""
 
 from __future__ import annotations
 
@@ -85,7 +85,9 @@ ALL_STATES = 0xFFFFFFFF
 def build_inet_diag_request(family: int, protocol: int, seq: int, states: int = ALL_STATES) -> bytes:
     """Return a netlink message asking for a dump of every `protocol` socket of `family`."""
     body = _REQ_V2.pack(family, protocol, 0, 0, states, b"\0" * 48)
-    header = _NLMSGHDR.pack(_NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, 0)
+    header = _NLMSGHDR.pack(
+        _NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, 0
+    )
     return header + body
 
 
