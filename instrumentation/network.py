@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -218,7 +218,10 @@ def _same_netns(procfs: Path) -> bool:
 class NetworkCollector(Collector[NetworkSnapshot]):
     """`system.network.*` per interface and connection counts, `sysops.tcp.*`, `sysops.udp.*`, conntrack."""
 
-    def __init__(self, ctx: CollectorContext, connection_source: ConnectionSource | None = None) -> None:
+    def __init__(
+        self, ctx: CollectorContext, connection_sources: Sequence[ConnectionSource] | None = None
+    ) -> None:
+        """`connection_sources`: tried in order, the next one taking over for good when one fails."""
         super().__init__(ctx)
         cfg = ctx.settings.instrumentation.network
         self._cfg = cfg
@@ -231,8 +234,8 @@ class NetworkCollector(Collector[NetworkSnapshot]):
         self._conntrack = (conntrack / "nf_conntrack_count", conntrack / "nf_conntrack_max")
         self._disabled: set[str] = set()
         self._sources: list[ConnectionSource] = []
-        if connection_source is not None:
-            self._sources = [connection_source]
+        if connection_sources is not None:
+            self._sources = list(connection_sources)
         elif cfg.connections:
             self._sources = self._default_sources(host_netns)
         check_network_view(ctx, self.net_dir)
