@@ -91,8 +91,8 @@ class ProcessCollector(Collector[ProcessSnapshot]):
     def __init__(self, ctx: CollectorContext) -> None:
         super().__init__(ctx)
         self._proc = str(ctx.procfs)
-        if not (ctx.procfs / "self").exists() and not (ctx.procfs / "1").exists():
-            raise CollectorUnavailableError(f"{ctx.procfs} holds no process directories")
+        if not ctx.procfs.is_dir():
+            raise CollectorUnavailableError(f"{ctx.procfs} is not a directory")
         self._stat_path = ctx.procfs / "stat"
         self._top_n = ctx.settings.instrumentation.process.top_n
         self._page = os.sysconf("SC_PAGE_SIZE")
