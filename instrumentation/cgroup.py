@@ -40,7 +40,8 @@ DISK_OPERATIONS = "sysops.cgroup.disk.operations"
 PRESSURE_STALL = "sysops.cgroup.pressure.stall.time"
 
 PRESSURE_RESOURCES = ("cpu", "memory", "io")
-_USEC = 1e-6
+# Microseconds per second (dividing, not multiplying by 1e-6, keeps exact decimals exact).
+_USEC = 1_000_000
 
 Obs = Callable[[CallbackOptions], Iterable[Observation]]
 
@@ -149,7 +150,7 @@ class CgroupCollector(Collector[CgroupSnapshot]):
                 live[path] = (now, usage)
                 before = prev.get(path)
                 if before is not None and now > before[0]:
-                    reading.cpu_usage = max(0, usage - before[1]) * _USEC / (now - before[0])
+                    reading.cpu_usage = max(0, usage - before[1]) / _USEC / (now - before[0])
             snap.groups[path] = reading
         self._prev = live
         return snap
@@ -253,18 +254,18 @@ class CgroupCollector(Collector[CgroupSnapshot]):
         for path, g in self._each():
             for mode in ("user", "system"):
                 if (usec := g.cpu.get(f"{mode}_usec")) is not None:
-                    yield Observation(usec * _USEC, {CGROUP_PATH: path, CPU_MODE: mode})
+                    yield Observation(usec / _USEC, {CGROUP_PATH: path, CPU_MODE: mode})
 
     def _cpu_usage(self, _: CallbackOptions) -> Iterable[Observation]:
         for path, g in self._each():
             if g.cpu_usage is not None:
                 yield Observation(g.cpu_usage, {CGROUP_PATH: path})
 
-    def _cpu_field(self, key: str, scale: float) -> Obs:
+    def _cpu_field(self, key: str, divisor: int) -> Obs:
         def callback(_: CallbackOptions) -> Iterable[Observation]:
             for path, g in self._each():
                 if (value := g.cpu.get(key)) is not None:
-                    yield Observation(value * scale, {CGROUP_PATH: path})
+                    yield Observation(value / divisor, {CGROUP_PATH: path})
 
         return callback
 
@@ -314,4 +315,4 @@ class CgroupCollector(Collector[CgroupSnapshot]):
             for resource, psi in g.pressure.items():
                 for kind, values in psi.lines.items():
                     attrs = {CGROUP_PATH: path, PRESSURE_RESOURCE: resource, PRESSURE_TYPE: kind}
-                    yield Observation(values["total"] * _USEC, attrs)
+                    yield Observation(values["total"] / _USEC, attrs)

@@ -139,9 +139,12 @@ def test_missing_parts_are_skipped_and_the_rest_reported(
         assert "sysops.network.conntrack.count" not in names(data)
         assert "sysops.tcp.listen.overflows" not in names(data)
         assert points(data, "sysops.tcp.retransmits") == {a(): 77}
-        assert points(data, "system.network.connection.count")[
-            a(network__transport="tcp", network__connection__state="listen")
-        ] == 2
+        assert (
+            points(data, "system.network.connection.count")[
+                a(network__transport="tcp", network__connection__state="listen")
+            ]
+            == 2
+        )
     pipe.close(1.0)  # type: ignore[attr-defined]
 
 
@@ -239,7 +242,9 @@ def test_live_collector_uses_netlink_and_matches_the_fallback(make_settings: Cal
     try:
         pipe, collector = _network(make_settings())
         assert collector.connection_source == "netlink"
-        fallback, forced = _network(make_settings(instrumentation={"network": {"connection_source": "procfs"}}))
+        fallback, forced = _network(
+            make_settings(instrumentation={"network": {"connection_source": "procfs"}})
+        )
         assert forced.connection_source == "procfs"
         ours = points(pipe.tick().data, "system.network.connection.count")  # type: ignore[attr-defined]
         theirs = points(fallback.tick().data, "system.network.connection.count")  # type: ignore[attr-defined]
@@ -274,11 +279,14 @@ def test_netlink_reply_parsing() -> None:
     done = struct.pack("=IHHII", 20, NLMSG_DONE, 2, 5, 0) + b"\0\0\0\0"
     batch = parse_inet_diag(_diag_msg(10, 5) + _diag_msg(1, 5) + _diag_msg(1, 4) + done, seq=5)
     assert batch.states == [10, 1]
-    assert batch.done and batch.malformed == 0 and batch.error == 0
+    assert batch.done
+    assert batch.malformed == 0
+    assert batch.error == 0
     error = struct.pack("=IHHII", 36, 2, 0, 5, 0) + struct.pack("=i", -97) + b"\0" * 16
     assert parse_inet_diag(error, seq=5).error == -97
     truncated = parse_inet_diag(_diag_msg(1, 5)[:50], seq=5)
-    assert truncated.states == [] and truncated.malformed == 1
+    assert truncated.states == []
+    assert truncated.malformed == 1
 
 
 def test_proc_net_dev_and_snmp_literals() -> None:
