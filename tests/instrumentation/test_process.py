@@ -19,7 +19,7 @@ from instrumentation._linux.pidstat import parse_passwd, parse_pid_stat, parse_s
 from instrumentation.process import ProcessCollector
 from otel_sysops.pipeline import Pipeline, iter_points
 from otel_sysops.settings import Settings
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, need_binary
 
 from ._collect import a, names, pipeline_with, points
 
@@ -251,3 +251,70 @@ def test_process_parsers_never_raise(text: str, cut: int) -> None:
         parse_status_uid(sample)
     for sample in (text, _PASSWD[:cut] + text):
         parse_passwd(sample)
+
+
+_DENIED_SCRIPT = """
+import json, logging, sys
+from otel_sysops.pipeline import Pipeline
+from otel_sysops.plugin import CollectorContext
+from otel_sysops.settings import load_settings
+from instrumentation.process import ProcessCollector
+from tests.instrumentation._collect import points
+
+records = []
+class Keep(logging.Handler):
+    def emit(self, record):
+        records.append(record.getMessage())
+logging.getLogger("instrumentation").addHandler(Keep())
+logging.getLogger("instrumentation").setLevel(logging.INFO)
+root = sys.argv[1]
+settings = load_settings(None, {"procfs": root + "/proc", "host_root": root, "prometheus": {"enabled": False},
+                                "instrumentation": {"process": {"top_n": 2}}}, environ={})
+pipe = Pipeline(settings, load=False)
+ctx = CollectorContext("process", settings, pipe.files, pipe.errors)
+pipe.add_collector("process", ProcessCollector(ctx))
+for _ in range(3):
+    data = pipe.tick().data
+fds = {str(dict(k)["process.pid"]): v for k, v in points(data, "process.open_file_descriptor.count").items()}
+memory = sorted(dict(k)["process.pid"] for k in points(data, "process.memory.usage"))
+errors = {kind: n for (_, kind), n in pipe.errors.snapshot().items()}
+print(json.dumps({"fds": fds, "memory": memory, "errors": errors,
+                  "logs": [r for r in records if "descriptors" in r]}))
+pipe.close(1.0)
+"""
+
+
+@pytest.mark.slow
+def test_unreadable_fd_directory_is_skipped_and_counted_once(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    setpriv = need_binary("setpriv")
+    shutil.copytree(HOST, tmp_path, symlinks=True, dirs_exist_ok=True)
+    (tmp_path / "proc" / "200" / "fd").chmod(0)
+    # Root without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH is refused like another user would be.
+    drop = "-dac_override,-dac_read_search"
+    out = subprocess.run(
+        [
+            setpriv,
+            f"--bounding-set={drop}",
+            f"--inh-caps={drop}",
+            "--",
+            sys.executable,
+            "-c",
+            _DENIED_SCRIPT,
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["memory"] == [1, 200]
+    assert result["fds"] == {"1": 3}  # postgres's descriptors are left out, its other series stay
+    assert result["errors"]["permission"] == 1  # three ticks, counted once
+    assert len(result["logs"]) == 1
