@@ -248,11 +248,15 @@ class NetworkCollector(Collector[NetworkSnapshot]):
         if choice == "netlink":
             if host_netns:
                 _log.info("network: netlink counts the agent's own namespace, not %s", self.net_dir)
-            return [NetlinkSource()]
+            return [NetlinkSource(sockstat=self._sockstat)]
         # auto: netlink only when it sees the namespace being reported.
         if host_netns and not _same_netns(self.ctx.procfs):
             return [procnet]
-        return [NetlinkSource(), procnet]
+        return [NetlinkSource(sockstat=self._sockstat), procnet]
+
+    def _sockstat(self) -> str:
+        # netlink counts the agent's namespace, so TIME_WAIT comes from the agent's sockstat too.
+        return self.ctx.files.read_text(self.ctx.procfs / "self" / "net" / "sockstat")
 
     @property
     def connection_source(self) -> str | None:

@@ -23,6 +23,7 @@ from instrumentation._linux.sockets import (
     build_inet_diag_request,
     parse_inet_diag,
     parse_proc_net_sockets,
+    parse_sockstat,
 )
 from instrumentation._sockets import NetlinkSource, ProcNetSource
 from instrumentation.network import NetworkCollector
@@ -223,11 +224,15 @@ def _agree(x: SocketCounts, y: SocketCounts) -> None:
 def test_live_netlink_and_proc_tables_agree() -> None:
     socks = _open_some_sockets()
     netlink = NetlinkSource()
+    # TIME_WAIT from /proc/net/sockstat's count instead of one message per socket.
+    with_sockstat = NetlinkSource(sockstat=Path("/proc/self/net/sockstat").read_text)
     try:
         by_netlink = netlink.count()
         by_proc = ProcNetSource(Path("/proc/net")).count()
+        by_sockstat = with_sockstat.count()
     finally:
         netlink.close()
+        with_sockstat.close()
         for s in socks:
             s.close()
     assert by_netlink.malformed == by_proc.malformed == 0
@@ -235,6 +240,7 @@ def test_live_netlink_and_proc_tables_agree() -> None:
     assert by_netlink.counts[("tcp", "established")] >= 2
     assert by_netlink.counts[("udp", None)] >= 1
     _agree(by_netlink, by_proc)
+    _agree(by_netlink, by_sockstat)
 
 
 def test_live_collector_uses_netlink_and_matches_the_fallback(make_settings: Callable[..., Settings]) -> None:
@@ -296,6 +302,10 @@ def test_proc_net_dev_and_snmp_literals() -> None:
     snmp = parse_snmp("Tcp: A B\nTcp: 1 -1\nUdp: X\nUdp: 1 2\nIp: Y\n")
     assert snmp.values == {("Tcp", "A"): 1, ("Tcp", "B"): -1}
     assert snmp.malformed == 2  # Udp's counts differ; Ip has no values line
+    sockstat = parse_sockstat("sockets: used 29\nTCP: inuse 6 orphan 0 tw 2336\nUDP: inuse\nRAW: inuse x\n")
+    assert sockstat.values[("TCP", "tw")] == 2336
+    assert sockstat.values[("sockets", "used")] == 29
+    assert sockstat.malformed == 2
 
 
 _TEXTS = [(NET / name).read_text() for name in ("dev", "snmp", "netstat", "tcp", "udp")]
@@ -307,6 +317,7 @@ def test_text_parsers_never_raise(text: str, which: int, cut: int) -> None:
     for sample in (text, _TEXTS[which][:cut], _TEXTS[which][:cut] + text):
         parse_net_dev(sample)
         parse_snmp(sample)
+        parse_sockstat(sample)
         for transport in ("tcp", "udp"):
             counts = parse_proc_net_sockets(sample, transport)
             assert counts.malformed >= 0
