@@ -102,6 +102,9 @@ class ProcessCollector(Collector[ProcessSnapshot]):
         # PIDs whose fd directory we may not list (counted once each), pruned to live PIDs.
         self._denied: set[int] = set()
         self._logged_denied = False
+        # (pid, start time, comm) -> (executable name, owner) of reported processes, pruned to
+        # the ones reported: a process keeps its name and owner unless it execs (comm changes).
+        self._identity: dict[tuple[int, int, str], tuple[str, str | None]] = {}
         self._passwd = ctx.host_root / "etc" / "passwd"
         self._users: dict[int, str] = {}
         self._passwd_mtime: float | None = None
@@ -110,7 +113,7 @@ class ProcessCollector(Collector[ProcessSnapshot]):
     @property
     def state_size(self) -> int:
         """Count the per-PID entries held between ticks (bounded by the live PIDs)."""
-        return len(self._prev) + len(self._denied)
+        return len(self._prev) + len(self._denied) + len(self._identity)
 
     def sample(self, now: float) -> ProcessSnapshot:
         snap = ProcessSnapshot()
@@ -170,20 +173,26 @@ class ProcessCollector(Collector[ProcessSnapshot]):
         by_rss = heapq.nlargest(n, procs, key=lambda pid: procs[pid][5])
         chosen = dict.fromkeys(by_cpu + by_rss)
         users = self._load_users()
-        out = []
+        identities, out = {}, []
         for pid in chosen:
-            comm, _state, _ticks, threads, _start, rss = procs[pid]
+            comm, _state, _ticks, threads, start, rss = procs[pid]
+            key = (pid, start, comm)
+            identity = self._identity.get(key)
+            if identity is None:
+                identity = (self._exe_name(pid, comm), self._owner(pid, users))
+            identities[key] = identity
             out.append(
                 TopProcess(
                     pid=pid,
-                    name=self._exe_name(pid, comm),
-                    owner=self._owner(pid, users),
+                    name=identity[0],
+                    owner=identity[1],
                     cpu=cpu.get(pid),
                     rss=rss * self._page,
                     threads=threads,
                     fds=self._fd_count(pid),
                 )
             )
+        self._identity = identities
         return out
 
     def _exe_name(self, pid: int, comm: str) -> str:
@@ -233,6 +242,7 @@ class ProcessCollector(Collector[ProcessSnapshot]):
                 )
                 self.ctx.count_error("malformed_line", malformed)
                 self._passwd_mtime = mtime
+                self._identity.clear()  # owner names may have changed
         except OSError:
             self._users, self._passwd_mtime = {}, None
         return self._users

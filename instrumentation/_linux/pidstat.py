@@ -16,7 +16,8 @@ def parse_pid_stat(text: str) -> PidStat | None:
     close = text.rfind(")")
     if open_ < 1 or close < open_:
         return None
-    fields = text[close + 1 :].split()
+    # Split only as far as rss: the 30-odd fields after it are never used.
+    fields = text[close + 1 :].split(None, _RSS + 1)
     if len(fields) <= _RSS:
         return None
     try:

@@ -82,7 +82,7 @@ def test_cpu_utilization_from_deltas_and_pruned_state(
     proc = tmp_path / "proc"
     pipe, collector = _processes(_settings(make_settings, tmp_path))
     pipe.tick()
-    assert collector.state_size == 5
+    assert collector.state_size == 5 + 2  # every PID's CPU ticks; the names of the two reported
     # 800 ticks of all CPUs pass; nginx uses 240 of them, postgres 40; pid 300 exits, 600 starts.
     (proc / "stat").write_text(
         "cpu  1300 0 600 8400 100 0 0 0 0 0\ncpu0 650 0 300 4200 50 0 0 0 0 0\n"
@@ -106,7 +106,7 @@ def test_cpu_utilization_from_deltas_and_pruned_state(
         a(process__state="running"): 1,
         a(process__state="idle"): 1,
     }
-    assert collector.state_size == 5  # 300 is forgotten, 600 is remembered
+    assert collector.state_size == 5 + 3  # 300 is forgotten, 600 is remembered; three reported
     pipe.close(1.0)
 
 
@@ -158,7 +158,7 @@ def test_ten_thousand_pids_through_the_process_collector(
         for metric, point in iter_points(data):
             assert "otel.metric.overflow" not in point.attributes, metric.name  # type: ignore[attr-defined]
         seen |= {int(dict(k)["process.pid"]) for k in memory}  # type: ignore[call-overload]
-        assert collector.state_size <= per_tick
+        assert collector.state_size <= per_tick + 2 * 10  # live PIDs, and the names of the reported
     assert len(seen) == 10 * ticks
     assert pipe.store.refused == 0
     pipe.close(1.0)
