@@ -129,8 +129,10 @@ def main() -> None:
     node = node_exporter(args.n)
     sm_ms, sm_series = system_metrics(args.n)
 
-    print(f"host: {os.cpu_count()} CPUs, {sum(1 for p in os.listdir('/proc') if p.isdecimal())} processes, "
-          f"{args.n} collections each; collectors: {', '.join(sorted(pipe.collectors))}")
+    print(
+        f"host: {os.cpu_count()} CPUs, {sum(1 for p in os.listdir('/proc') if p.isdecimal())} processes, "
+        f"{args.n} collections each; collectors: {', '.join(sorted(pipe.collectors))}"
+    )
     print(f"{'':44} {'CPU ms/collection':>18} {'series':>7} {'CPU vs ours':>12} {'series vs ours':>15}")
     rows = [("otel-sysops (Pipeline, all collectors)", our_ms, our_series)]
     if node is not None:

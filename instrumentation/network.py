@@ -255,8 +255,13 @@ class NetworkCollector(Collector[NetworkSnapshot]):
         return [NetlinkSource(sockstat=self._sockstat), procnet]
 
     def _sockstat(self) -> str:
-        # netlink counts the agent's namespace, so TIME_WAIT comes from the agent's sockstat too.
-        return self.ctx.files.read_text(self.ctx.procfs / "self" / "net" / "sockstat")
+        # netlink counts the agent's namespace, so sockstat is the agent's too.
+        own = self.ctx.procfs / "self" / "net"
+        text = self.ctx.files.read_text(own / "sockstat")
+        try:
+            return text + self.ctx.files.read_text(own / "sockstat6")
+        except FileNotFoundError:  # no IPv6
+            return text
 
     @property
     def connection_source(self) -> str | None:
