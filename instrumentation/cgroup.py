@@ -84,15 +84,6 @@ def find_hierarchy(sysfs: Path) -> tuple[Path, bool]:
     )
 
 
-def _read(path: Path) -> str | None:
-    """Return a file's text, None when it does not exist (not every controller is enabled)."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return fh.read()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-
-
 def _subdirs(path: Path) -> list[str]:
     try:
         with os.scandir(path) as entries:
@@ -155,28 +146,42 @@ class CgroupCollector(Collector[CgroupSnapshot]):
         self._prev = live
         return snap
 
+    def _read(self, path: Path) -> str | None:
+        """Return a file's text; None when it does not exist (not every controller is enabled)
+        or cannot be read (counted: that item is skipped, the rest of the group reported)."""
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                return fh.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except PermissionError:
+            self.ctx.count_error("permission")
+        except OSError:
+            self.ctx.count_error("read_error")
+        return None
+
     def _read_group(self, directory: Path) -> GroupReading | None:
         """Read one group's files; None when the group vanished meanwhile."""
         if not directory.is_dir():
             return None
         out = GroupReading()
         malformed = 0
-        if (text := _read(directory / "cpu.stat")) is not None:
+        if (text := self._read(directory / "cpu.stat")) is not None:
             parsed = parse_flat_keyed(text)
             out.cpu, malformed = parsed.values, malformed + parsed.malformed
-        if (text := _read(directory / "memory.current")) is not None:
+        if (text := self._read(directory / "memory.current")) is not None:
             out.memory_current = parse_single(text)
             malformed += out.memory_current is None
-        if (text := _read(directory / "memory.max")) is not None:
+        if (text := self._read(directory / "memory.max")) is not None:
             out.memory_max = parse_single(text)  # "max": no limit
-        if (text := _read(directory / "memory.stat")) is not None:
+        if (text := self._read(directory / "memory.stat")) is not None:
             parsed = parse_flat_keyed(text)
             out.memory_stat, malformed = parsed.values, malformed + parsed.malformed
-        if (text := _read(directory / "io.stat")) is not None:
+        if (text := self._read(directory / "io.stat")) is not None:
             parsed = parse_io_stat(text)
             out.io, malformed = parsed.values, malformed + parsed.malformed
         for resource in PRESSURE_RESOURCES:
-            if (text := _read(directory / f"{resource}.pressure")) is not None:
+            if (text := self._read(directory / f"{resource}.pressure")) is not None:
                 psi = parse_pressure(text)
                 out.pressure[resource] = psi
                 malformed += psi.malformed

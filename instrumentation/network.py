@@ -228,8 +228,12 @@ class NetworkCollector(Collector[NetworkSnapshot]):
         host_netns = cfg.host_netns if cfg.host_netns is not None else ctx.procfs != Path("/proc")
         self.net_dir = ctx.procfs / "1" / "net" if host_netns else ctx.procfs / "net"
         self._dev_path = self.net_dir / "dev"
-        if not self._dev_path.exists():
-            raise CollectorUnavailableError(f"{self._dev_path} does not exist")
+        try:
+            self._dev_path.read_bytes()
+        except FileNotFoundError as exc:
+            raise CollectorUnavailableError(f"{self._dev_path} does not exist") from exc
+        except OSError as exc:
+            raise CollectorUnavailableError(f"{self._dev_path} cannot be read: {exc.strerror}") from exc
         conntrack = ctx.procfs / "sys" / "net" / "netfilter"
         self._conntrack = (conntrack / "nf_conntrack_count", conntrack / "nf_conntrack_max")
         self._disabled: set[str] = set()

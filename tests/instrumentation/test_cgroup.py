@@ -121,7 +121,13 @@ def test_cpu_usage_and_vanishing_groups(make_settings: Callable[..., Settings], 
     stat = root / "system.slice" / "cpu.stat"
     stat.write_text(stat.read_text().replace("usage_usec 4000000", "usage_usec 4100000"))
     shutil.rmtree(root / "system.slice" / "postgresql.service")
+    # A file that cannot be read (here a directory in its place): that item is skipped and counted.
+    (root / "user.slice" / "memory.stat").unlink()
+    (root / "user.slice" / "memory.stat").mkdir()
     data = pipe.tick().data
+    assert pipe.errors.snapshot()[("cgroup", "read_error")] == 1
+    assert "/user.slice" not in _paths(points(data, "container.memory.rss"))
+    assert "/user.slice" in _paths(points(data, "container.memory.usage"))
     usage = points(data, "container.cpu.usage")
     assert usage[a(sysops__cgroup__path="/system.slice")] > 0
     assert usage[a(sysops__cgroup__path="/user.slice")] == 0

@@ -150,7 +150,10 @@ def test_missing_parts_are_skipped_and_the_rest_reported(
 
 
 def test_no_net_dev_means_unavailable(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
-    with pytest.raises(CollectorUnavailableError, match="net/dev"):
+    with pytest.raises(CollectorUnavailableError, match="net/dev does not exist"):
+        _network(make_settings(procfs=str(tmp_path)))
+    (tmp_path / "1" / "net" / "dev").mkdir(parents=True)
+    with pytest.raises(CollectorUnavailableError, match="net/dev cannot be read"):
         _network(make_settings(procfs=str(tmp_path)))
 
 
