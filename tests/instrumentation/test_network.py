@@ -337,3 +337,20 @@ def test_netlink_parser_never_raises(data: bytes, cut: int, seq: int | None) -> 
         batch = parse_inet_diag(sample, seq)
         assert batch.malformed >= 0
         assert all(0 <= s <= 255 for s in batch.states)
+
+
+def test_settings_are_validated_and_named(make_settings: Callable[..., Settings]) -> None:
+    from otel_sysops.errors import ConfigError
+    from otel_sysops.settings import load_settings
+
+    with pytest.raises(ConfigError, match="connection_source"):
+        make_settings(instrumentation={"network": {"connection_source": "bogus"}})
+    with pytest.raises(ConfigError, match="SYSOPS_INSTRUMENTATION__CGROUP__MAX_GROUPS"):
+        load_settings(None, {}, environ={"SYSOPS_INSTRUMENTATION__CGROUP__MAX_GROUPS": "0"})
+    env = {
+        "SYSOPS_INSTRUMENTATION__PROCESS__TOP_N": "3",
+        "SYSOPS_INSTRUMENTATION__NETWORK__HOST_NETNS": "true",
+    }
+    loaded = load_settings(None, {}, environ=env)
+    assert loaded.instrumentation.process.top_n == 3
+    assert loaded.instrumentation.network.host_netns is True
