@@ -78,6 +78,31 @@ def tick_breakdown(pipe: Pipeline, n: int) -> dict[str, float]:
     return {name: total / n * 1000 for name, total in stages.items()}
 
 
+def connection_counting(n: int) -> dict[str, float]:
+    """Return CPU ms per count of every IPv4/IPv6 TCP and UDP socket, by method."""
+    import psutil
+
+    from instrumentation._sockets import NetlinkSource, ProcNetSource
+
+    own = Path("/proc/self/net")
+    methods = {
+        "netlink sock_diag, TIME_WAIT from sockstat (ours)": NetlinkSource(
+            sockstat=lambda: (own / "sockstat").read_text() + (own / "sockstat6").read_text()
+        ).count,
+        "netlink sock_diag, every socket": NetlinkSource().count,
+        "/proc/net/tcp,tcp6,udp,udp6 (our fallback)": ProcNetSource(own).count,
+        "psutil.net_connections('inet')": lambda: psutil.net_connections("inet"),
+    }
+    out = {}
+    for name, count in methods.items():
+        count()
+        start = time.process_time()
+        for _ in range(n):
+            count()
+        out[name] = (time.process_time() - start) / n * 1000
+    return out
+
+
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / HZ
@@ -169,6 +194,11 @@ def main() -> None:
     print("\nours, CPU ms per tick by stage:")
     for name, ms in tick_breakdown(pipe, args.n).items():
         print(f"  {name:34} {ms:7.2f}")
+    sockets = sum(1 for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
+    sockets += sum(1 for line in Path("/proc/net/tcp6").read_text().splitlines()[1:])
+    print(f"\nconnection counting, CPU ms per count ({sockets} TCP sockets now):")
+    for name, ms in connection_counting(args.n).items():
+        print(f"  {name:52} {ms:7.2f}")
     print("\nours, CPU ms per collector sample (sample() only, files re-read):")
     for name, ms in sorted(per_collector.items(), key=lambda kv: -kv[1]):
         print(f"  {name:12} {ms:7.2f}")

@@ -30,7 +30,7 @@ from otel_sysops.churn import ChurningMeter
 from otel_sysops.errors import CollectorUnavailableError
 from otel_sysops.plugin import Collector, CollectorContext
 
-from ._hostview import check_network_view
+from ._hostview import DEFAULT_PROCFS, check_network_view
 from ._linux.netdev import NetDev, ProtoCounters, parse_net_dev, parse_snmp
 from ._linux.sockets import SocketCounts
 from ._sockets import ConnectionSource, NetlinkSource, ProcNetSource
@@ -208,7 +208,8 @@ def interface_selected(name: str, include: list[str], exclude: list[str]) -> boo
 def _same_netns(procfs: Path) -> bool:
     """Tell whether PID 1 of `procfs` lives in the agent's network namespace (False when unknowable)."""
     try:
-        mine = os.stat("/proc/self/ns/net")
+        # {procfs}/self is the agent itself, whichever PID namespace the procfs belongs to.
+        mine = os.stat(procfs / "self" / "ns" / "net")
         theirs = os.stat(procfs / "1" / "ns" / "net")
     except OSError:
         return False
@@ -225,7 +226,7 @@ class NetworkCollector(Collector[NetworkSnapshot]):
         super().__init__(ctx)
         cfg = ctx.settings.instrumentation.network
         self._cfg = cfg
-        host_netns = cfg.host_netns if cfg.host_netns is not None else ctx.procfs != Path("/proc")
+        host_netns = cfg.host_netns if cfg.host_netns is not None else ctx.procfs != DEFAULT_PROCFS
         self.net_dir = ctx.procfs / "1" / "net" if host_netns else ctx.procfs / "net"
         self._dev_path = self.net_dir / "dev"
         try:
