@@ -319,8 +319,7 @@ class NetworkCollector(Collector[NetworkSnapshot]):
             try:
                 values.append(int(self.ctx.files.read_text(path).strip()))
             except FileNotFoundError:
-                # No nf_conntrack module: nothing to report, and no need to look again.
-                self._disabled.add("conntrack")
+                # No nf_conntrack module (yet: a container runtime may load it later).
                 return None, None
             except OSError as exc:
                 self._disable("conntrack", exc)
