@@ -14,7 +14,6 @@ import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.semconv._incubating.attributes.process_attributes import (
@@ -308,8 +307,3 @@ class ProcessCollector(Collector[ProcessSnapshot]):
     def _threads(self, _: CallbackOptions) -> Iterable[Observation]:
         for p in self.snapshot.top if self.snapshot is not None else ():
             yield Observation(p.threads, self._attrs(p))
-
-
-def pids_under(procfs: Path) -> list[int]:
-    """List the PIDs under a procfs root (for tests and tools)."""
-    return sorted(int(e.name) for e in os.scandir(procfs) if e.name.isdecimal())
