@@ -7,6 +7,7 @@ import re
 from pydantic import Field, field_validator
 
 from ._base import Section
+from ._instrumentation_net import CgroupSettings, NetworkSettings, ProcessSettings
 
 
 def _check_patterns(patterns: list[str]) -> list[str]:
@@ -67,3 +68,6 @@ class InstrumentationSettings(Section):
     disabled: list[str] = []
     disk: DiskSettings = DiskSettings()
     filesystem: FilesystemSettings = FilesystemSettings()
+    network: NetworkSettings = NetworkSettings()
+    process: ProcessSettings = ProcessSettings()
+    cgroup: CgroupSettings = CgroupSettings()

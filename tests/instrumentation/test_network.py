@@ -1,0 +1,356 @@
+"""Network collector: frozen /proc trees through the real pipeline, live agreement with psutil,
+netlink against /proc/net, and the parsers under random input."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from instrumentation._linux.netdev import parse_net_dev, parse_snmp
+from instrumentation._linux.sockets import (
+    NLMSG_DONE,
+    SOCK_DIAG_BY_FAMILY,
+    SocketCounts,
+    build_inet_diag_request,
+    parse_inet_diag,
+    parse_proc_net_sockets,
+    parse_sockstat,
+)
+from instrumentation._sockets import NetlinkSource, ProcNetSource
+from instrumentation.network import NetworkCollector
+from otel_sysops.errors import CollectorUnavailableError
+from otel_sysops.settings import Settings
+from tests.conftest import FIXTURES
+
+from ._collect import a, names, pipeline_with, points
+
+PROC = FIXTURES / "host-net" / "proc"
+NET = PROC / "1" / "net"
+
+
+def _network(settings: Settings, **kwargs: object) -> tuple[object, NetworkCollector]:
+    pipe, collector = pipeline_with(settings, "network", lambda ctx: NetworkCollector(ctx, **kwargs))  # type: ignore[arg-type]
+    assert isinstance(collector, NetworkCollector)
+    return pipe, collector
+
+
+def test_fixture_interfaces_connections_protocols_conntrack(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(procfs=str(PROC), sysfs=str(PROC.parent / "nosys"))
+    pipe, collector = _network(settings)
+    # procfs is not /proc: PID 1's namespace is read, and counted from its /proc tables.
+    assert collector.net_dir == PROC / "1" / "net"
+    assert collector.connection_source == "procfs"
+    data = pipe.tick().data  # type: ignore[attr-defined]
+    io = points(data, "system.network.io")
+    assert io == {
+        a(network__interface__name="lo", network__io__direction="receive"): 123456,
+        a(network__interface__name="lo", network__io__direction="transmit"): 123456,
+        a(network__interface__name="eth0", network__io__direction="receive"): 9876543210,
+        a(network__interface__name="eth0", network__io__direction="transmit"): 1234567890,
+        a(network__interface__name="veth1a2b", network__io__direction="receive"): 1000,
+        a(network__interface__name="veth1a2b", network__io__direction="transmit"): 2000,
+    }
+    packets = points(data, "system.network.packet.count")
+    assert packets[a(network__interface__name="eth0", network__io__direction="receive")] == 1234567
+    errors = points(data, "system.network.errors")
+    assert errors[a(network__interface__name="eth0", network__io__direction="receive")] == 3
+    assert errors[a(network__interface__name="eth0", network__io__direction="transmit")] == 1
+    dropped = points(data, "system.network.packet.dropped")
+    assert dropped[a(network__interface__name="eth0", network__io__direction="receive")] == 17
+    assert dropped[a(network__interface__name="veth1a2b", network__io__direction="transmit")] == 5
+
+    assert points(data, "system.network.connection.count") == {
+        a(network__transport="tcp", network__connection__state="listen"): 3,
+        a(network__transport="tcp", network__connection__state="established"): 4,
+        a(network__transport="tcp", network__connection__state="time_wait"): 1,
+        a(network__transport="udp"): 4,
+    }
+    assert points(data, "sysops.tcp.retransmits") == {a(): 77}
+    assert points(data, "sysops.tcp.segments") == {
+        a(network__io__direction="receive"): 32329,
+        a(network__io__direction="transmit"): 21752,
+    }
+    assert points(data, "sysops.tcp.opens") == {
+        a(sysops__tcp__open__type="active"): 681,
+        a(sysops__tcp__open__type="passive"): 293,
+    }
+    assert points(data, "sysops.tcp.listen.overflows") == {a(): 5}
+    assert points(data, "sysops.tcp.listen.drops") == {a(): 6}
+    assert points(data, "sysops.tcp.syncookies")[a(sysops__tcp__syncookie__outcome="sent")] == 7
+    assert points(data, "sysops.tcp.timeouts") == {a(): 8}
+    assert points(data, "sysops.tcp.aborts")[a(sysops__tcp__abort__reason="data")] == 9
+    assert points(data, "sysops.tcp.backlog.drops") == {a(): 10}
+    assert points(data, "sysops.tcp.errors") == {a(): 2}
+    assert points(data, "sysops.tcp.resets.sent") == {a(): 449}
+    assert points(data, "sysops.udp.datagrams") == {
+        a(network__io__direction="receive"): 133,
+        a(network__io__direction="transmit"): 134,
+    }
+    udp_errors = points(data, "sysops.udp.errors")
+    assert udp_errors[a(sysops__udp__error__type="no_port")] == 4
+    assert udp_errors[a(sysops__udp__error__type="receive_buffer")] == 3
+    assert points(data, "sysops.network.conntrack.count") == {a(): 42}
+    assert points(data, "sysops.network.conntrack.limit") == {a(): 65536}
+    # One broken line in net/dev, one in net/tcp.
+    assert pipe.errors.snapshot() == {("network", "malformed_line"): 2}  # type: ignore[attr-defined]
+    pipe.close(1.0)  # type: ignore[attr-defined]
+
+
+def test_interface_patterns_and_own_namespace(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(
+        procfs=str(PROC),
+        instrumentation={
+            "network": {
+                "host_netns": False,
+                "include_interfaces": ["eth*", "veth*", "lo"],
+                "exclude_interfaces": ["veth*"],
+                "connection_source": "procfs",
+            }
+        },
+    )
+    pipe, collector = _network(settings)
+    assert collector.net_dir == PROC / "net"
+    data = pipe.tick().data  # type: ignore[attr-defined]
+    ifaces = {dict(k)["network.interface.name"] for k in points(data, "system.network.io")}
+    assert ifaces == {"lo", "eth0"}
+    pipe.close(1.0)  # type: ignore[attr-defined]
+
+
+def test_missing_parts_are_skipped_and_the_rest_reported(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    proc = tmp_path / "proc"
+    shutil.copytree(PROC, proc, symlinks=True)
+    shutil.rmtree(proc / "sys")
+    (proc / "1" / "net" / "netstat").unlink()
+    for name in ("tcp6", "udp6"):  # a host without IPv6
+        (proc / "1" / "net" / name).unlink()
+    pipe, _ = _network(make_settings(procfs=str(proc)))
+    for _ in range(2):
+        data = pipe.tick().data  # type: ignore[attr-defined]
+        assert "sysops.network.conntrack.count" not in names(data)
+        assert "sysops.tcp.listen.overflows" not in names(data)
+        assert points(data, "sysops.tcp.retransmits") == {a(): 77}
+        assert (
+            points(data, "system.network.connection.count")[
+                a(network__transport="tcp", network__connection__state="listen")
+            ]
+            == 2
+        )
+    pipe.close(1.0)  # type: ignore[attr-defined]
+
+
+def test_no_net_dev_means_unavailable(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    with pytest.raises(CollectorUnavailableError, match="net/dev does not exist"):
+        _network(make_settings(procfs=str(tmp_path)))
+    (tmp_path / "1" / "net" / "dev").mkdir(parents=True)
+    with pytest.raises(CollectorUnavailableError, match="net/dev cannot be read"):
+        _network(make_settings(procfs=str(tmp_path)))
+
+
+class _BrokenNetlink:
+    """A connection source whose netlink socket is refused (e.g. a seccomp profile)."""
+
+    name = "netlink"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def count(self) -> SocketCounts:
+        self.calls += 1
+        raise PermissionError(1, "Operation not permitted")
+
+    def close(self) -> None:
+        pass
+
+
+def test_netlink_failure_falls_back_to_proc_tables_once(
+    make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = _BrokenNetlink()
+    settings = make_settings(procfs=str(PROC))
+    pipe, collector = _network(settings, connection_sources=[broken, ProcNetSource(NET)])
+    with caplog.at_level(logging.WARNING, logger="instrumentation.network"):
+        for _ in range(3):
+            data = pipe.tick().data  # type: ignore[attr-defined]
+            assert sum(points(data, "system.network.connection.count").values()) == 12
+    assert broken.calls == 1
+    assert collector.connection_source == "procfs"
+    assert len([r for r in caplog.records if "failed" in r.getMessage()]) == 1
+    pipe.close(1.0)  # type: ignore[attr-defined]
+
+
+# -- the live machine ------------------------------------------------------------------------
+
+
+def test_live_interface_counters_agree_with_psutil(make_settings: Callable[..., Settings]) -> None:
+    pipe, _ = _network(make_settings())
+    before = psutil.net_io_counters(pernic=True)
+    data = pipe.tick().data  # type: ignore[attr-defined]
+    after = psutil.net_io_counters(pernic=True)
+    io = points(data, "system.network.io")
+    assert {dict(k)["network.interface.name"] for k in io} == set(before)
+    for nic, counters in before.items():
+        received = io[a(network__interface__name=nic, network__io__direction="receive")]
+        sent = io[a(network__interface__name=nic, network__io__direction="transmit")]
+        assert counters.bytes_recv <= received <= after[nic].bytes_recv
+        assert counters.bytes_sent <= sent <= after[nic].bytes_sent
+    pipe.close(1.0)  # type: ignore[attr-defined]
+
+
+def _open_some_sockets() -> list[socket.socket]:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    client = socket.create_connection(server.getsockname())
+    accepted, _ = server.accept()
+    udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    udp.bind(("::1", 0))
+    return [server, client, accepted, udp]
+
+
+def _agree(x: SocketCounts, y: SocketCounts) -> None:
+    for key in set(x.counts) | set(y.counts):
+        # TIME_WAIT sockets expire and others open between the two reads: allow a little drift.
+        assert abs(x.counts[key] - y.counts[key]) <= max(3, 0.1 * x.counts[key]), (key, x, y)
+
+
+def test_live_netlink_and_proc_tables_agree() -> None:
+    socks = _open_some_sockets()
+    netlink = NetlinkSource()
+    # TIME_WAIT from /proc/net/sockstat's count, and empty tables (here UDP) not dumped at all.
+    own = Path("/proc/self/net")
+    with_sockstat = NetlinkSource(
+        sockstat=lambda: (own / "sockstat").read_text() + (own / "sockstat6").read_text()
+    )
+    try:
+        by_netlink = netlink.count()
+        by_proc = ProcNetSource(Path("/proc/net")).count()
+        by_sockstat = with_sockstat.count()
+    finally:
+        netlink.close()
+        with_sockstat.close()
+        for s in socks:
+            s.close()
+    assert by_netlink.malformed == by_proc.malformed == 0
+    assert by_netlink.counts[("tcp", "listen")] >= 1
+    assert by_netlink.counts[("tcp", "established")] >= 2
+    assert by_netlink.counts[("udp", None)] >= 1
+    _agree(by_netlink, by_proc)
+    _agree(by_netlink, by_sockstat)
+
+
+def test_live_collector_uses_netlink_and_matches_the_fallback(make_settings: Callable[..., Settings]) -> None:
+    socks = _open_some_sockets()
+    try:
+        pipe, collector = _network(make_settings())
+        assert collector.connection_source == "netlink"
+        fallback, forced = _network(
+            make_settings(instrumentation={"network": {"connection_source": "procfs"}})
+        )
+        assert forced.connection_source == "procfs"
+        ours = points(pipe.tick().data, "system.network.connection.count")  # type: ignore[attr-defined]
+        theirs = points(fallback.tick().data, "system.network.connection.count")  # type: ignore[attr-defined]
+    finally:
+        for s in socks:
+            s.close()
+    for key in set(ours) | set(theirs):
+        assert abs(ours.get(key, 0) - theirs.get(key, 0)) <= max(3, 0.1 * ours.get(key, 0)), key
+    pipe.close(1.0)  # type: ignore[attr-defined]
+    fallback.close(1.0)  # type: ignore[attr-defined]
+
+
+# -- the parsers -----------------------------------------------------------------------------
+
+
+def test_netlink_request_layout() -> None:
+    req = build_inet_diag_request(socket.AF_INET6, socket.IPPROTO_TCP, seq=7)
+    # nlmsghdr (16) + inet_diag_req_v2 (56)
+    assert len(req) == 72
+    length, kind, flags, seq, _ = struct.unpack_from("=IHHII", req)
+    assert (length, kind, flags, seq) == (72, SOCK_DIAG_BY_FAMILY, 0x301, 7)
+    family, proto, _ext, _pad, states = struct.unpack_from("=BBBBI", req, 16)
+    assert (family, proto, states) == (socket.AF_INET6, socket.IPPROTO_TCP, 0xFFFFFFFF)
+
+
+def _diag_msg(state: int, seq: int) -> bytes:
+    body = struct.pack("=BBBB48sIIIII", socket.AF_INET, state, 0, 0, b"\0" * 48, 0, 0, 0, 0, 0)
+    return struct.pack("=IHHII", 16 + len(body), SOCK_DIAG_BY_FAMILY, 2, seq, 0) + body
+
+
+def test_netlink_reply_parsing() -> None:
+    done = struct.pack("=IHHII", 20, NLMSG_DONE, 2, 5, 0) + b"\0\0\0\0"
+    batch = parse_inet_diag(_diag_msg(10, 5) + _diag_msg(1, 5) + _diag_msg(1, 4) + done, seq=5)
+    assert batch.states == [10, 1]
+    assert batch.done
+    assert batch.malformed == 0
+    assert batch.error == 0
+    error = struct.pack("=IHHII", 36, 2, 0, 5, 0) + struct.pack("=i", -97) + b"\0" * 16
+    assert parse_inet_diag(error, seq=5).error == -97
+    truncated = parse_inet_diag(_diag_msg(1, 5)[:50], seq=5)
+    assert truncated.states == []
+    assert truncated.malformed == 1
+
+
+def test_proc_net_dev_and_snmp_literals() -> None:
+    dev = parse_net_dev((NET / "dev").read_text())
+    assert dev.interfaces["eth0"]["tx_bytes"] == 1234567890
+    assert dev.malformed == 1
+    snmp = parse_snmp("Tcp: A B\nTcp: 1 -1\nUdp: X\nUdp: 1 2\nIp: Y\n")
+    assert snmp.values == {("Tcp", "A"): 1, ("Tcp", "B"): -1}
+    assert snmp.malformed == 2  # Udp's counts differ; Ip has no values line
+    sockstat = parse_sockstat("sockets: used 29\nTCP: inuse 6 orphan 0 tw 2336\nUDP: inuse\nRAW: inuse x\n")
+    assert sockstat.values[("TCP", "tw")] == 2336
+    assert sockstat.values[("sockets", "used")] == 29
+    assert sockstat.malformed == 2
+
+
+_TEXTS = [(NET / name).read_text() for name in ("dev", "snmp", "netstat", "tcp", "udp")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(), st.integers(0, 4), st.integers(0, 20_000))
+def test_text_parsers_never_raise(text: str, which: int, cut: int) -> None:
+    for sample in (text, _TEXTS[which][:cut], _TEXTS[which][:cut] + text):
+        parse_net_dev(sample)
+        parse_snmp(sample)
+        parse_sockstat(sample)
+        for transport in ("tcp", "udp"):
+            counts = parse_proc_net_sockets(sample, transport)
+            assert counts.malformed >= 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=600), st.integers(0, 300), st.one_of(st.none(), st.integers(0, 2**32 - 1)))
+def test_netlink_parser_never_raises(data: bytes, cut: int, seq: int | None) -> None:
+    valid = _diag_msg(1, 3) + _diag_msg(10, 3)
+    for sample in (data, valid[:cut], valid[:cut] + data, valid + data):
+        batch = parse_inet_diag(sample, seq)
+        assert batch.malformed >= 0
+        assert all(0 <= s <= 255 for s in batch.states)
+
+
+def test_settings_are_validated_and_named(make_settings: Callable[..., Settings]) -> None:
+    from otel_sysops.errors import ConfigError
+    from otel_sysops.settings import load_settings
+
+    with pytest.raises(ConfigError, match="connection_source"):
+        make_settings(instrumentation={"network": {"connection_source": "bogus"}})
+    with pytest.raises(ConfigError, match="SYSOPS_INSTRUMENTATION__CGROUP__MAX_GROUPS"):
+        load_settings(None, {}, environ={"SYSOPS_INSTRUMENTATION__CGROUP__MAX_GROUPS": "0"})
+    env = {
+        "SYSOPS_INSTRUMENTATION__PROCESS__TOP_N": "3",
+        "SYSOPS_INSTRUMENTATION__NETWORK__HOST_NETNS": "true",
+    }
+    loaded = load_settings(None, {}, environ=env)
+    assert loaded.instrumentation.process.top_n == 3
+    assert loaded.instrumentation.network.host_netns is True
