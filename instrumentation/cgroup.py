@@ -31,7 +31,7 @@ _log = logging.getLogger(__name__)
 # Names without a semantic convention (docs/metrics.md).
 CGROUP_PATH = "sysops.cgroup.path"
 PRESSURE_RESOURCE = "sysops.pressure.resource"
-PRESSURE_TYPE = "sysops.pressure.type"
+PRESSURE_TYPE = "sysops.pressure.kind"  # the same key as the host-wide PSI metrics
 THROTTLED_TIME = "sysops.cgroup.cpu.throttled.time"
 THROTTLED_PERIODS = "sysops.cgroup.cpu.throttled.periods"
 MEMORY_LIMIT = "sysops.cgroup.memory.limit"

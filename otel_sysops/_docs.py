@@ -264,7 +264,7 @@ def prometheus_name(name: str, unit: str, kind: str) -> str:
     suffix = map_unit(unit)
     if suffix and not prom.endswith("_" + suffix):
         prom += "_" + suffix
-    if kind == "counter":
+    if kind.removeprefix("churning ") == "counter":
         prom = prom.removesuffix("_total") + "_total"
     return prom
 

@@ -33,8 +33,6 @@ GRAFANA = ROOT / "deploy" / "grafana"
 JOB = "otel-sysops"
 # Prometheus metric-name prefixes of families other issues implement -> who adds them.
 PENDING_FAMILIES: dict[str, str] = {
-    "system_network": "issue 3 (host collectors)",
-    "process_": "issue 3 (host collectors)",
     "sysops_forecast": "issue 4 (analyzers)",
     "sysops_anomaly": "issue 4 (analyzers)",
     "sysops_alerts": "issue 5 (alert manager)",

@@ -90,7 +90,8 @@ def test_snapshot_without_the_binding_runs_without_gpu_metrics(tmp_path: Path) -
     names = {m["name"] for m in doc["metrics"]}
     assert "system.cpu.time" in names
     assert not {n for n in names if n.startswith(("hw.", "sysops.gpu."))}
-    assert "WARNING" not in stderr
+    # Only the host-view self-check may warn (it does on a machine whose PID 1 is not an init).
+    assert [line for line in stderr.splitlines() if "WARNING" in line and "_hostview" not in line] == []
     assert "Traceback" not in stderr
 
 

@@ -83,7 +83,7 @@ def test_fixture_groups_and_exact_values(make_settings: Callable[..., Settings])
 
     def psi(path: str, resource: str, kind: str) -> float:
         return stall[
-            a(sysops__cgroup__path=path, sysops__pressure__resource=resource, sysops__pressure__type=kind)
+            a(sysops__cgroup__path=path, sysops__pressure__resource=resource, sysops__pressure__kind=kind)
         ]
 
     assert psi("/system.slice", "cpu", "some") == 1.5
@@ -145,7 +145,7 @@ def test_hybrid_host_reports_cpu_and_pressure(make_settings: Callable[..., Setti
         a(sysops__cgroup__path="/", cpu__mode="system"): 73.486573,
     }
     assert points(data, "sysops.cgroup.pressure.stall.time")[
-        a(sysops__cgroup__path="/", sysops__pressure__resource="cpu", sysops__pressure__type="some")
+        a(sysops__cgroup__path="/", sysops__pressure__resource="cpu", sysops__pressure__kind="some")
     ] == pytest.approx(177.47116)
     assert "container.memory.usage" not in names(data)
     pipe.close(1.0)
