@@ -1,0 +1,130 @@
+"""Follow a text file across rotations (rename and copy-truncate) without losing or repeating lines."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+# Bytes read per call; a poll loops until EOF, so this only bounds one read's memory.
+CHUNK = 1 << 20
+# Bytes before the read position remembered to recognise a truncated-and-rewritten file.
+_TAIL = 64
+
+
+class FileFollower:
+    """Read the complete lines appended to a path since the last poll (blocking I/O: call off the loop).
+
+    Rotation by rename: the path names a new inode. The old file is drained to EOF first (the writer
+    may have written to it until the rename), then the new one is read from its start.
+    Rotation by truncation (copytruncate): the size falls below the read position, or the bytes just
+    before it changed; the file is read again from its start.
+    """
+
+    def __init__(self, path: Path, *, from_end: bool = True, max_line: int = 65536) -> None:
+        self.path = path
+        self.max_line = max_line
+        self.rotations = 0
+        self.truncations = 0
+        self._from_end = from_end
+        self._fd: int | None = None
+        self._ino: tuple[int, int] | None = None
+        self._pos = 0
+        self._tail = b""
+        self._partial = b""
+        self._skipping = False
+
+    @property
+    def position(self) -> int:
+        """Return the byte offset read up to in the current file."""
+        return self._pos
+
+    def close(self) -> None:
+        """Close the file."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def poll(self) -> list[str]:
+        """Return the lines completed since the last poll; raise OSError when the file cannot be read."""
+        lines: list[str] = []
+        if self._fd is None and not self._open(at_end=self._from_end):
+            return lines
+        self._from_end = False  # only the first file of the agent's life is joined at its end
+        self._drain(lines)
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return lines  # renamed away, the new file not created yet: keep reading the old one
+        if (st.st_dev, st.st_ino) != self._ino:
+            self._drain(lines)
+            self._flush_partial(lines)
+            self.close()
+            self.rotations += 1
+            if self._open(at_end=False):
+                self._drain(lines)
+        elif st.st_size < self._pos or not self._tail_intact():
+            self._flush_partial(lines)
+            self.truncations += 1
+            assert self._fd is not None
+            os.lseek(self._fd, 0, os.SEEK_SET)
+            self._pos, self._tail = 0, b""
+            self._drain(lines)
+        return lines
+
+    def _open(self, *, at_end: bool) -> bool:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return False
+        st = os.fstat(fd)
+        self._fd, self._ino = fd, (st.st_dev, st.st_ino)
+        self._pos = os.lseek(fd, 0, os.SEEK_END) if at_end else 0
+        self._tail = os.pread(fd, min(_TAIL, self._pos), self._pos - min(_TAIL, self._pos)) if at_end else b""
+        self._partial, self._skipping = b"", False
+        return True
+
+    def _tail_intact(self) -> bool:
+        if not self._tail or self._fd is None:
+            return True
+        try:
+            return os.pread(self._fd, len(self._tail), self._pos - len(self._tail)) == self._tail
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                return False
+            raise
+
+    def _drain(self, lines: list[str]) -> None:
+        assert self._fd is not None
+        while True:
+            data = os.read(self._fd, CHUNK)
+            if not data:
+                return
+            self._pos += len(data)
+            self._tail = (self._tail + data)[-_TAIL:]
+            self._split(data, lines)
+
+    def _split(self, data: bytes, lines: list[str]) -> None:
+        if self._skipping:
+            cut = data.find(b"\n")
+            if cut < 0:
+                return
+            data, self._skipping = data[cut + 1 :], False
+        data = self._partial + data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self._partial = data
+        else:
+            text = data[:cut].decode("utf-8", "replace")
+            lines.extend(text.split("\n"))
+            self._partial = data[cut + 1 :]
+        if len(self._partial) > self.max_line:
+            # A line longer than the cap: keep its start, drop the rest up to its newline.
+            lines.append(self._partial[: self.max_line].decode("utf-8", "replace"))
+            self._partial, self._skipping = b"", True
+
+    def _flush_partial(self, lines: list[str]) -> None:
+        """Emit an unterminated last line (its file is being left: it will not grow any more)."""
+        if self._partial:
+            lines.append(self._partial.decode("utf-8", "replace"))
+        self._partial, self._skipping = b"", False
