@@ -105,16 +105,22 @@ class LogAnalyzer:
     ) -> int:
         """Match each line from one source; return how many matched. `syslog`: lines carry a header."""
         match = self.matcher.match
-        strip = syslog_message if syslog else None
+        prepare = self._syslog_body if syslog else self._body
         n = matched = 0
         for line in lines:
             n += 1
-            hits = match(line, strip)
+            # The regexes run on the sanitised message, so captures (attributes) are clean too.
+            hits = match(line, prepare)
             if hits:
-                body = syslog_message(line) if syslog else line
-                matched += self._handle(kind, path, sanitize(body, self.max_line), hits, timestamp)
+                matched += self._handle(kind, path, prepare(line), hits, timestamp)
         self.stats.add_lines(kind, path, n)
         return matched
+
+    def _body(self, line: str) -> str:
+        return sanitize(line, self.max_line)
+
+    def _syslog_body(self, line: str) -> str:
+        return sanitize(syslog_message(line), self.max_line)
 
     def _handle(self, kind: str, path: str, line: str, hits: list[Match], timestamp: float | None) -> int:
         source = f"{kind}:{path}" if path else kind

@@ -26,13 +26,14 @@ class FileFollower:
         self.max_line = max_line
         self.rotations = 0
         self.truncations = 0
-        self._from_end = from_end
         self._fd: int | None = None
         self._ino: tuple[int, int] | None = None
         self._pos = 0
         self._tail = b""
         self._partial = b""
         self._skipping = False
+        # Join an existing file at its end now; a file that appears later is read from its start.
+        self._open(at_end=from_end)
 
     @property
     def position(self) -> int:
@@ -48,9 +49,17 @@ class FileFollower:
     def poll(self) -> list[str]:
         """Return the lines completed since the last poll; raise OSError when the file cannot be read."""
         lines: list[str] = []
-        if self._fd is None and not self._open(at_end=self._from_end):
+        if self._fd is None and not self._open(at_end=False):
             return lines
-        self._from_end = False  # only the first file of the agent's life is joined at its end
+        assert self._fd is not None
+        # Truncation is judged on the file we hold (it may have been renamed away already), before
+        # reading: bytes past our position may belong to the rewritten file.
+        if os.fstat(self._fd).st_size < self._pos or not self._tail_intact():
+            # An unfinished line's end was cut off with the rest: it is dropped, not half-reported.
+            self._partial, self._skipping = b"", False
+            self.truncations += 1
+            os.lseek(self._fd, 0, os.SEEK_SET)
+            self._pos, self._tail = 0, b""
         self._drain(lines)
         try:
             st = os.stat(self.path)
@@ -63,13 +72,6 @@ class FileFollower:
             self.rotations += 1
             if self._open(at_end=False):
                 self._drain(lines)
-        elif st.st_size < self._pos or not self._tail_intact():
-            self._flush_partial(lines)
-            self.truncations += 1
-            assert self._fd is not None
-            os.lseek(self._fd, 0, os.SEEK_SET)
-            self._pos, self._tail = 0, b""
-            self._drain(lines)
         return lines
 
     def _open(self, *, at_end: bool) -> bool:

@@ -334,8 +334,8 @@ class Matcher:
     def match(self, line: str, body: Callable[[str], str] | None = None) -> list[Match]:
         """Return every pattern `line` matches (firing) or clears; usually an empty list.
 
-        `body` extracts the message from a line with a header (syslog files): the keyword scan runs
-        on the raw line, the regexes on the message, so a header never leaks into a capture.
+        `body` prepares a line that passed the keyword scan for the regexes: the analyzer strips a
+        syslog header (so it never leaks into a capture) and sanitises it.
         """
         hit = self._prefilter is not None and self._prefilter.search(line) is not None
         if not hit and not self._always:
