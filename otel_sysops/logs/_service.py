@@ -67,6 +67,11 @@ class LogService:
         self.sources = sources
 
     async def run(self) -> None:
+        _log.info(
+            "log analyzer: %d patterns; sources: %s",
+            len(self.analyzer.matcher.patterns),
+            ", ".join(s.name for s in self.sources),
+        )
         async with anyio.create_task_group() as tg:
             for source in self.sources:
                 tg.start_soon(self._supervise, source)

@@ -46,3 +46,14 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.02)
     return predicate()
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Await until `predicate` holds (checked every 20 ms on the loop); return whether it did in time."""
+    import anyio
+
+    with anyio.move_on_after(timeout):
+        while not predicate():
+            await anyio.sleep(0.02)
+        return True
+    return predicate()
