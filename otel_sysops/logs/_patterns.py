@@ -18,13 +18,15 @@ from otel_sysops.alerts import Severity
 
 ATTR_PATTERN = "sysops.log.pattern"
 ATTR_XID = "sysops.gpu.xid"
-ATTR_PCI_BUS = "sysops.gpu.pci_bus_id"
+# The GPU collector's attributes (instrumentation/_gpu_model.py), so a Xid alert names the same GPU.
+ATTR_PCI_BUS = "sysops.pci.bus_id"
 ATTR_MEMORY_CONTROLLER = "sysops.edac.memory_controller"
 
 # Fields every template may use besides the pattern's named groups.
 IMPLICIT_FIELDS = frozenset({"line", "source", "pattern"})
 
 _NO_KEY: Mapping[str, str] = MappingProxyType({})
+_NO_NORMALIZE: Mapping[str, Callable[[str], str]] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,8 @@ class Pattern:
     # A line that ends the condition for the same key (NIC "Link is Up"): sends a cleared finding.
     clear: re.Pattern[str] | None = None
     clear_keywords: tuple[str, ...] = ()
+    # Named group -> function giving the attribute value its canonical form.
+    normalize: Mapping[str, Callable[[str], str]] = field(default_factory=lambda: _NO_NORMALIZE)
 
     @property
     def event(self) -> bool:
@@ -68,7 +72,8 @@ class Match:
         for group, attr in self.pattern.key.items():
             value = self.groups.get(group)
             if value:
-                attrs[attr] = value
+                fix = self.pattern.normalize.get(group)
+                attrs[attr] = fix(value) if fix is not None else value
         return attrs
 
     def message(self, line: str, source: str) -> str:
@@ -120,6 +125,20 @@ XID_SEVERITY: Mapping[int, Severity] = MappingProxyType(
         45: Severity.INFO,  # preemptive cleanup
     }
 )
+
+
+_KERNEL_BUS_ID = re.compile(
+    r"(?:PCI:)?(?:([0-9a-fA-F]{1,8}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})(?:\.([0-7]))?"
+)
+
+
+def nvml_bus_id(text: str) -> str:
+    """Return the driver's "PCI:0000:3b:00" in NVML's form "00000000:3B:00.0" (unchanged if unknown)."""
+    m = _KERNEL_BUS_ID.fullmatch(text.strip())
+    if m is None:
+        return text
+    domain, bus, device, function = m.groups()
+    return f"{int(domain or '0', 16):08X}:{int(bus, 16):02X}:{int(device, 16):02X}.{function or '0'}"
 
 
 def _xid_severity(groups: Mapping[str, str]) -> Severity:
@@ -183,6 +202,7 @@ def builtin_patterns() -> list[Pattern]:
             {"xid": ATTR_XID, "device": ATTR_PCI_BUS},
             ("Xid",),
             _xid_severity,
+            normalize={"device": nvml_bus_id},
         ),
         Pattern(
             "fs_error",
@@ -195,7 +215,15 @@ def builtin_patterns() -> list[Pattern]:
             Severity.CRITICAL,
             "filesystem error on {device}: {line}",
             device,
-            ("EXT4-fs error", "XFS (", "BTRFS"),
+            (
+                "EXT4-fs error",
+                "BTRFS error",
+                "BTRFS critical",
+                "Corruption",
+                "corruption",
+                "metadata I/O error",
+                "Shutting down filesystem",
+            ),
         ),
         Pattern(
             "fs_readonly",
@@ -344,8 +372,12 @@ class Matcher:
             line = body(line)
         line = line[: self._max_line]
         out: list[Match] = []
-        for pattern in self._keyed if hit else ():
-            self._match_one(pattern, line, out)
+        if hit:
+            # Only the patterns one of whose keywords the line holds: a handful of C-level
+            # substring tests instead of every pattern's regex.
+            for pattern in self._keyed:
+                if any(k in line for k in pattern.keywords):
+                    self._match_one(pattern, line, out)
         for pattern in self._always:
             self._match_one(pattern, line, out)
         if hit:

@@ -19,7 +19,7 @@ from otel_sysops.errors import SysopsError
 
 from ._analyzer import LogAnalyzer
 from ._follow import FileFollower
-from ._parse import KmsgRecord, parse_dmesg_raw, parse_journal, split_kmsg
+from ._parse import KmsgRecord, parse_dmesg_raw, parse_journal, parse_kmsg, split_kmsg
 
 _log = logging.getLogger(__name__)
 
@@ -153,8 +153,6 @@ class KmsgSource:
         return count, pending
 
     def _feed(self, records: Sequence[str]) -> None:
-        from ._parse import parse_kmsg
-
         for text in records:
             record = parse_kmsg(text)
             if record is None:

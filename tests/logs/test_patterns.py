@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from otel_sysops.alerts import Severity
 from otel_sysops.logs import XID_SEVERITY, Matcher, builtin_patterns, compile_custom
 from otel_sysops.logs._parse import syslog_message
+from otel_sysops.logs._patterns import nvml_bus_id
 
 P = "sysops.log.pattern"
 EXE = "process.executable.name"
@@ -47,19 +48,19 @@ CASES = [
         "NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, GPU has fallen off the bus.",
         "nvidia_xid",
         "EMERGENCY",
-        {"sysops.gpu.xid": "79", "sysops.gpu.pci_bus_id": "PCI:0000:3b:00"},
+        {"sysops.gpu.xid": "79", "sysops.pci.bus_id": "00000000:3B:00.0"},
     ),
     (
         "NVRM: Xid (PCI:0000:3b:00): 48, pid=1, DBE (double bit error) ECC error",
         "nvidia_xid",
         "CRITICAL",
-        {"sysops.gpu.xid": "48", "sysops.gpu.pci_bus_id": "PCI:0000:3b:00"},
+        {"sysops.gpu.xid": "48", "sysops.pci.bus_id": "00000000:3B:00.0"},
     ),
     (
         "NVRM: Xid (0000:01:00): 13, 0005 00000000 0000502d",
         "nvidia_xid",
         "WARNING",
-        {"sysops.gpu.xid": "13", "sysops.gpu.pci_bus_id": "0000:01:00"},
+        {"sysops.gpu.xid": "13", "sysops.pci.bus_id": "00000000:01:00.0"},
     ),
     (
         "EXT4-fs error (device sda1): ext4_find_entry:1455: inode #2: comm ls",
@@ -186,6 +187,13 @@ def test_syslog_header_never_leaks_into_a_capture() -> None:
 def test_oom_message_names_victim_and_pid() -> None:
     (match,) = Matcher(builtin_patterns()).match(CASES[0][0])
     assert match.message(CASES[0][0], "kmsg") == "OOM killer killed java (pid 4242)"
+
+
+def test_kernel_bus_ids_take_nvml_form() -> None:
+    assert nvml_bus_id("PCI:0000:3b:00") == "00000000:3B:00.0"
+    assert nvml_bus_id("0000:01:00") == "00000000:01:00.0"
+    assert nvml_bus_id("3b:00.1") == "00000000:3B:00.1"
+    assert nvml_bus_id("not a bus") == "not a bus"
 
 
 def test_xid_severity_by_code() -> None:
