@@ -42,9 +42,17 @@ class Service(Protocol):
 ServiceFactory = Callable[["Agent"], Service | None]
 
 
-def build_pipeline(settings: Settings, alerts: AlertSink | None = None) -> Pipeline:
-    """Assemble the pipeline with the sinks the settings ask for (the Prometheus listener not started)."""
-    pipeline = Pipeline(settings, alert_sink=alerts)
+def build_pipeline(
+    settings: Settings, alerts: AlertSink | None = None, previous: Pipeline | None = None
+) -> Pipeline:
+    """Assemble the pipeline with the sinks the settings ask for (the Prometheus listener not started).
+
+    With `previous` (a reload), its ring store and rollup database carry over when their shape is
+    unchanged, so the analyzers keep their history.
+    """
+    pipeline = Pipeline(settings, alert_sink=alerts, store=previous.store if previous else None)
+    if previous is not None and pipeline.store is previous.store:
+        pipeline.rollup_db, previous.rollup_db = previous.rollup_db, None
     if otlp_enabled(settings.otlp):
         exporter = make_exporter(otlp_protocol(settings.otlp))
         pipeline.add_sink(OtlpSink(exporter, settings.otlp.queue_size, settings.otlp.max_attempts))
@@ -169,7 +177,7 @@ class Agent:
     async def _reload(self) -> None:
         try:
             settings = load_settings(self.config, self.overrides)
-            pipeline = await anyio.to_thread.run_sync(build_pipeline, settings, self.alerts)
+            pipeline = await anyio.to_thread.run_sync(build_pipeline, settings, self.alerts, self.pipeline)
         except (ConfigError, SysopsError) as exc:
             _log.error("reload failed, keeping the running configuration: %s", exc)
             return

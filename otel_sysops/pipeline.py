@@ -34,7 +34,7 @@ from .resource import build_resource
 from .selftelemetry import SelfState, register_self_telemetry
 from .settings import Settings
 from .sinks import Sink, StoreSink
-from .store import RingStore
+from .store import RingStore, RollupDatabase
 
 _log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ class Pipeline:
         resource: Resource | None = None,
         alert_sink: AlertSink | None = None,
         load: bool = True,
+        store: RingStore | None = None,
     ) -> None:
         self.settings = settings
         self.resource = resource or build_resource(settings)
@@ -69,13 +70,12 @@ class Pipeline:
         self.files = TickFiles()
         self.state = SelfState()
         self.alerts: AlertSink = alert_sink or LogAlertSink()
-        self.store = RingStore(
-            interval=settings.interval,
-            raw_window=settings.store.raw_window,
-            rollup_window=settings.store.rollup_window,
-            max_series=settings.store.max_series,
-            evict_after=settings.store.evict_after,
-        )
+        # A reload hands the running store over when its shape is unchanged, so history survives.
+        self.store = store if store is not None and store_fits(store, settings) else new_store(settings)
+        self.rollup_db: RollupDatabase | None = None
+        if settings.store.sqlite_path is not None and self.store is not store:
+            self.rollup_db = RollupDatabase(settings.store.sqlite_path, settings.store.rollup_window)
+            self.rollup_db.attach(self.store)
         self.reader = TickReader()
         self.provider = MeterProvider(resource=self.resource, metric_readers=[self.reader])
         self.sinks: list[Sink] = [StoreSink(self.store)]
@@ -255,7 +255,37 @@ class Pipeline:
                 close()
             except Exception as exc:  # noqa: BLE001 - teardown is best effort
                 _log.debug("close failed: %s", exc)
-        self.provider.shutdown(timeout_millis=max(0.0, deadline - time.monotonic()) * 1000)
+        if self.rollup_db is not None:
+            self.rollup_db.close()
+        try:
+            # Our reader holds nothing to flush; give the SDK a floor so a spent budget is no error.
+            self.provider.shutdown(timeout_millis=max(1.0, deadline - time.monotonic()) * 1000)
+        except Exception as exc:  # noqa: BLE001 - teardown is best effort
+            _log.debug("meter provider shutdown: %s", exc)
+
+
+def new_store(settings: Settings) -> RingStore:
+    """Return an empty ring store shaped by the settings."""
+    cfg = settings.store
+    return RingStore(
+        interval=settings.interval,
+        raw_window=cfg.raw_window,
+        rollup_window=cfg.rollup_window,
+        max_series=cfg.max_series,
+        evict_after=cfg.evict_after,
+    )
+
+
+def store_fits(store: RingStore, settings: Settings) -> bool:
+    """Return whether an existing store has the shape the settings ask for (reusable across a reload)."""
+    fresh = (
+        settings.interval,
+        new_store(settings).raw_len,
+        new_store(settings).roll_len,
+        settings.store.max_series,
+        settings.store.evict_after,
+    )
+    return (store.interval, store.raw_len, store.roll_len, store.max_series, store.evict_after) == fresh
 
 
 def iter_points(data: MetricsData) -> Iterable[tuple[Metric, object]]:

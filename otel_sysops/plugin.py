@@ -174,14 +174,17 @@ def load_plugins(
     build: Callable[[str, type[P]], P],
     enabled: list[str] | None = None,
     disabled: list[str] | None = None,
+    available: Iterable[EntryPoint] | None = None,
 ) -> dict[str, P]:
     """Instantiate every plugin of an entry-point group with `build(name, cls)`.
 
     A plugin that raises CollectorUnavailableError is skipped with one INFO line; one that fails
     to import or construct is skipped with one WARNING line. Nothing here stops the agent.
+    `available` replaces the installed entry points (tests, embedding).
     """
+    installed = list(entry_points(group=group) if available is None else available)
     plugins: dict[str, P] = {}
-    for ep in _selected(entry_points(group=group), enabled, disabled or []):
+    for ep in _selected(installed, enabled, disabled or []):
         try:
             cls = ep.load()
         except Exception as exc:  # noqa: BLE001 - a broken third-party plugin must not stop the agent
@@ -194,7 +197,7 @@ def load_plugins(
         except Exception as exc:  # noqa: BLE001 - isolate plugin construction failures
             _log.warning("plugin %s failed to start: %s: %s", ep.name, type(exc).__name__, exc)
     if enabled:
-        missing = sorted(set(enabled) - {ep.name for ep in entry_points(group=group)})
+        missing = sorted(set(enabled) - {ep.name for ep in installed})
         for name in missing:
             _log.warning("plugin %s is enabled in the settings but not installed (group %s)", name, group)
     return plugins

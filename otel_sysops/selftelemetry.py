@@ -103,7 +103,7 @@ def register_self_telemetry(
         "New series the ring store refused because it was full",
     )
     meter.create_observable_up_down_counter(
-        "otel_sysops.series.count", [series], "{series}", "Series held in the ring store"
+        "otel_sysops.series.active", [series], "{series}", "Series held in the ring store"
     )
     meter.create_observable_counter(
         "otel_sysops.export.failures", [export_failures], "{failure}", "Failed exports per sink"

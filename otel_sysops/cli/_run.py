@@ -5,12 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 
-import anyio
-
-from otel_sysops._logging import setup_logging
-from otel_sysops.agent import Agent
-from otel_sysops.services import default_service_factories
-
 from ._common import add_settings_options, settings_from
 
 
@@ -21,6 +15,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Imported here so `version`, `config` and `--help` stay light.
+    import anyio
+
+    from otel_sysops._logging import setup_logging
+    from otel_sysops.agent import Agent
+    from otel_sysops.services import default_service_factories
+
     settings, config, overrides = settings_from(args)
     setup_logging(settings.log.level, settings.log.format)
     agent = Agent(settings, config, overrides, default_service_factories())

@@ -6,10 +6,6 @@ import argparse
 import json
 import time
 
-from otel_sysops._logging import setup_logging
-from otel_sysops.pipeline import Pipeline
-from otel_sysops.snapshot import to_json, to_table
-
 from ._common import add_settings_options, settings_from
 
 
@@ -27,6 +23,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _snapshot(args: argparse.Namespace) -> int:
+    from otel_sysops._logging import setup_logging
+    from otel_sysops.pipeline import Pipeline
+    from otel_sysops.snapshot import to_json, to_table
+
     settings, _, _ = settings_from(args)
     setup_logging("WARNING", settings.log.format)
     pipeline = Pipeline(settings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Mapping
 from typing import Protocol
@@ -86,6 +87,7 @@ class OtlpSink:
         self._timeout_millis = timeout_millis
         self._cond = threading.Condition()
         self._stopping = False
+        self._deadline = float("inf")
         self._failures = 0
         self.dropped = 0
         self.exported = 0
@@ -139,14 +141,19 @@ class OtlpSink:
                         self.dropped += 1
                     attempts = 0
                     continue
-                if self._stopping:
+                delay = min(self._backoff * 2 ** (attempts - 1), _MAX_BACKOFF)
+                if self._stopping and time.monotonic() + delay > self._deadline:
+                    # Shutting down and out of time: what is left is lost, and counted.
+                    self.dropped += len(self._queue)
+                    self._queue.clear()
                     return
-                self._cond.wait(min(self._backoff * 2 ** (attempts - 1), _MAX_BACKOFF))
+                self._cond.wait(delay)
 
     def close(self, timeout: float) -> None:
         """Let the worker drain the queue for up to `timeout` seconds, then shut the exporter down."""
         with self._cond:
             self._stopping = True
+            self._deadline = time.monotonic() + timeout
             self._cond.notify_all()
         self._thread.join(timeout)
         try:

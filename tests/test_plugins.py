@@ -1,0 +1,66 @@
+"""Plugins come from entry points; one that cannot run here is skipped with one INFO line."""
+
+from __future__ import annotations
+
+import logging
+from importlib.metadata import EntryPoint, entry_points
+
+import pytest
+
+from otel_sysops.errors import CollectorUnavailableError
+from otel_sysops.plugin import INSTRUMENTATION_GROUP, load_plugins
+
+
+class Works:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class Unavailable:
+    def __init__(self, name: str) -> None:
+        raise CollectorUnavailableError("no such device on this host")
+
+
+class Crashes:
+    def __init__(self, name: str) -> None:
+        raise RuntimeError("bug in a third-party plugin")
+
+
+def ep(name: str, target: str) -> EntryPoint:
+    return EntryPoint(name, f"tests.test_plugins:{target}", "test.group")
+
+
+def test_unavailable_broken_and_missing_plugins_are_skipped_with_one_line_each(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="otel_sysops.plugin")
+    available = [
+        ep("ok", "Works"),
+        ep("absent", "Unavailable"),
+        ep("buggy", "Crashes"),
+        EntryPoint("gone", "tests.no_such_module:X", "test.group"),
+    ]
+    plugins = load_plugins("test.group", lambda name, cls: cls(name), available=available)
+    assert list(plugins) == ["ok"]
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert ("INFO", "plugin absent skipped: no such device on this host") in lines
+    assert ("WARNING", "plugin buggy failed to start: RuntimeError: bug in a third-party plugin") in lines
+    assert any(
+        level == "WARNING" and msg.startswith("plugin gone (tests.no_such_module:X) cannot be loaded")
+        for level, msg in lines
+    )
+    assert len(lines) == 3
+
+
+def test_enabled_and_disabled_select_by_entry_point_name(caplog: pytest.LogCaptureFixture) -> None:
+    available = [ep("a", "Works"), ep("b", "Works"), ep("c", "Works")]
+    assert list(
+        load_plugins("g", lambda n, c: c(n), enabled=["a", "c"], disabled=["c"], available=available)
+    ) == ["a"]
+    load_plugins("g", lambda n, c: c(n), enabled=["zzz"], available=available)
+    assert "plugin zzz is enabled in the settings but not installed" in caplog.text
+
+
+def test_the_core_collectors_are_installed_as_entry_points() -> None:
+    names = {e.name for e in entry_points(group=INSTRUMENTATION_GROUP)}
+    assert {"cpu", "memory"} <= names

@@ -1,0 +1,143 @@
+"""The ring store: O(1) appends into fixed-size rings, rollups, series cap, eviction, SQLite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from otel_sysops.store import RingStore, RollupDatabase, attr_key
+
+T0 = 1_700_000_040.0  # a minute boundary
+
+
+def fill(store: RingStore, ticks: int, series: int = 3, start: float = T0, step: float = 10.0) -> None:
+    for t in range(ticks):
+        store.begin_tick(start + t * step)
+        store.put("m", [attr_key({"i": i}) for i in range(series)], [t * 10.0 + i for i in range(series)])
+
+
+def test_matrix_is_chronological_and_wraps_at_the_window() -> None:
+    store = RingStore(interval=10, raw_window=60)  # 6 slots
+    fill(store, 9)
+    m = store.matrix("m")
+    assert [a["i"] for a in m.attributes] == ["0", "1", "2"]
+    np.testing.assert_array_equal(m.timestamps, T0 + np.arange(3, 9) * 10)
+    np.testing.assert_array_equal(m.values[1], np.arange(3, 9) * 10.0 + 1)
+    _, values = store.last("m", {"i": 2}, 2)
+    np.testing.assert_array_equal(values, [72.0, 82.0])
+    _ts, values = store.range("m", {"i": 0}, T0 + 50, T0 + 70)
+    np.testing.assert_array_equal(values, [50.0, 60.0, 70.0])
+
+
+def test_missing_points_are_nan_and_unknown_series_are_empty() -> None:
+    store = RingStore(interval=10, raw_window=60)
+    store.begin_tick(T0)
+    store.put("m", [attr_key({"i": 0}), attr_key({"i": 1})], [1.0, 2.0])
+    store.begin_tick(T0 + 10)
+    store.put("m", [attr_key({"i": 0})], [3.0])
+    m = store.matrix("m")
+    np.testing.assert_array_equal(m.values[1], [2.0, np.nan])
+    assert np.isnan(store.last("other", None, 3)[1]).all()
+
+
+def test_series_cap_refuses_and_counts_then_eviction_frees_slots() -> None:
+    store = RingStore(interval=10, raw_window=60, max_series=4, evict_after=30)
+    store.begin_tick(T0)
+    store.put("m", [attr_key({"pid": p}) for p in range(6)], [1.0] * 6)
+    assert store.series_count == 4
+    assert store.refused == 2
+    # pids 0-3 stop reporting; after evict_after they are gone and new pids fit.
+    for k in range(1, 8):
+        store.begin_tick(T0 + 10 * k)
+        store.put("m", [attr_key({"pid": 100 + k})], [2.0])
+    assert store.evicted >= 4
+    assert {"pid": "0"} not in store.series("m")
+    assert store.series_count <= 4
+    # Series last seen at T0 become evictable once older than evict_after (strictly): at T0 + 60,
+    # so pids 101-105 were refused and 106, 107 took freed slots.
+    assert store.refused == 2 + 5
+    assert {"pid": "106"} in store.series("m")
+    assert {"pid": "107"} in store.series("m")
+
+
+def test_rollups_hold_min_max_mean_last_per_minute() -> None:
+    store = RingStore(interval=10, raw_window=60, rollup_window=600)
+    fill(store, 13, series=1)  # minutes [T0, T0+60) and [T0+60, T0+120) closed at t=120
+    r = store.rollups("m", {"i": 0})
+    np.testing.assert_array_equal(r.timestamps, [T0, T0 + 60])
+    np.testing.assert_array_equal(r.min, [0.0, 60.0])
+    np.testing.assert_array_equal(r.max, [50.0, 110.0])
+    np.testing.assert_array_equal(r.mean, [25.0, 85.0])
+    np.testing.assert_array_equal(r.last, [50.0, 110.0])
+
+
+def test_capacity_grows_beyond_initial_blocks_without_losing_history() -> None:
+    store = RingStore(interval=10, raw_window=60)
+    store.begin_tick(T0)
+    store.put("m", [attr_key({"i": 0})], [5.0])
+    store.begin_tick(T0 + 10)
+    store.put("m", [attr_key({"i": i}) for i in range(100)], np.arange(100.0))
+    m = store.matrix("m")
+    assert len(m.attributes) == 100
+    np.testing.assert_array_equal(store.last("m", {"i": 0}, 2)[1], [5.0, 0.0])
+
+
+def test_rollups_survive_a_restart_through_sqlite(tmp_path: Path) -> None:
+    import time
+
+    now = time.time()
+    start = (now // 60) * 60 - 600
+    db_path = tmp_path / "state" / "rollups.db"
+    first = RingStore(interval=10, raw_window=60, rollup_window=3600)
+    db = RollupDatabase(db_path, 3600)
+    db.attach(first)
+    fill(first, 31, series=2, start=start)  # five closed minutes
+    expected = first.rollups("m", {"i": 1})
+    db.close()
+
+    second = RingStore(interval=10, raw_window=60, rollup_window=3600)
+    db2 = RollupDatabase(db_path, 3600)
+    assert db2.attach(second) == 2 * 5
+    restored = second.rollups("m", {"i": 1})
+    np.testing.assert_array_equal(restored.timestamps, expected.timestamps)
+    np.testing.assert_allclose(restored.mean, expected.mean)
+    np.testing.assert_allclose(restored.max, expected.max)
+    db2.close()
+
+
+def test_put_before_begin_tick_is_an_error() -> None:
+    with pytest.raises(RuntimeError):
+        RingStore().put("m", [()], [1.0])
+
+
+def test_pipeline_persists_rollups_and_a_reload_keeps_the_store(tmp_path: Path) -> None:
+    import time
+
+    from otel_sysops.agent import build_pipeline
+    from otel_sysops.settings import load_settings
+
+    db = tmp_path / "rollups.db"
+    settings = load_settings(
+        None, {"prometheus": {"enabled": False}, "store": {"sqlite_path": str(db)}}, environ={}
+    )
+    first = build_pipeline(settings)
+    start = (time.time() // 60) * 60 - 300
+    for k in range(20):
+        first.tick(timestamp=start + k * 10)
+    assert first.store.rollups("system.memory.limit", {}).timestamps.size == 3
+    # A reload with the same store shape hands the same store (and database) over.
+    reloaded = build_pipeline(settings, previous=first)
+    first.close(1.0)
+    assert reloaded.store is first.store
+    assert reloaded.rollup_db is not None
+    # A different interval means a different shape: a fresh store, refilled from SQLite.
+    other = load_settings(
+        None, {"prometheus": {"enabled": False}, "interval": 5, "store": {"sqlite_path": str(db)}}, environ={}
+    )
+    reloaded.close(1.0)
+    fresh = build_pipeline(other)
+    assert fresh.store is not first.store
+    assert fresh.store.rollups("system.memory.limit", {}).timestamps.size == 3
+    fresh.close(1.0)
