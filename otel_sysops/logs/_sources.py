@@ -19,7 +19,7 @@ from otel_sysops.errors import SysopsError
 
 from ._analyzer import LogAnalyzer
 from ._follow import FileFollower
-from ._parse import KmsgRecord, parse_dmesg_raw, parse_journal, parse_kmsg, split_kmsg
+from ._parse import KmsgRecord, parse_dmesg_raw, parse_journal, parse_kmsg, sanitize, split_kmsg
 
 _log = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ async def _follow_process(
             process.kill()
         with anyio.CancelScope(shield=True):
             await process.aclose()
-    detail = last_error[0].decode("utf-8", "replace")[:300] if last_error else "no message"
+    detail = sanitize(last_error[0].decode("utf-8", "replace"), 300) if last_error else "no message"
     raise SourceError(f"exited with status {code}: {detail}")
 
 
