@@ -26,6 +26,9 @@ ATTR_SOURCE = "sysops.log.source"
 # matched from another source within this window is the same event.
 DUPLICATE_WINDOW = 30.0
 _MAX_RECENT = 4096
+# Alerts tracked at once; past this the longest quiet is forgotten (bounds memory when
+# `resolve_after` is 0 and keys keep changing, e.g. segfaults of ever new programs).
+MAX_FIRING = 10_000
 
 
 @dataclass
@@ -158,6 +161,10 @@ class LogAnalyzer:
     def _fire(self, key: str, finding: Finding, severity: Severity, now: float) -> list[Finding]:
         state = self._firing.get(key)
         if state is None:
+            if len(self._firing) >= MAX_FIRING:
+                oldest = min(self._firing, key=lambda k: self._firing[k].last_seen)
+                del self._firing[oldest]
+                _log.debug("more than %d log alerts firing: forgot the quietest", MAX_FIRING)
             self._firing[key] = _Firing(_counted(finding, 1), 1, now, now, now)
             return [self._firing[key].finding]
         state.count += 1

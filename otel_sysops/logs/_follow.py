@@ -6,8 +6,10 @@ import errno
 import os
 from pathlib import Path
 
-# Bytes read per call; a poll loops until EOF, so this only bounds one read's memory.
+# Bytes per read call.
 CHUNK = 1 << 20
+# Bytes one poll reads at most: a large backlog is read over several polls (`behind` is set).
+POLL_BUDGET = 16 << 20
 # Bytes before the read position remembered to recognise a truncated-and-rewritten file.
 _TAIL = 64
 
@@ -21,11 +23,16 @@ class FileFollower:
     before it changed; the file is read again from its start.
     """
 
-    def __init__(self, path: Path, *, from_end: bool = True, max_line: int = 65536) -> None:
+    def __init__(
+        self, path: Path, *, from_end: bool = True, max_line: int = 65536, budget: int = POLL_BUDGET
+    ) -> None:
         self.path = path
         self.max_line = max_line
+        self.budget = budget
         self.rotations = 0
         self.truncations = 0
+        # Set when a poll stopped at its byte budget before the end of the file: poll again soon.
+        self.behind = False
         self._fd: int | None = None
         self._ino: tuple[int, int] | None = None
         self._pos = 0
@@ -33,7 +40,14 @@ class FileFollower:
         self._partial = b""
         self._skipping = False
         # Join an existing file at its end now; a file that appears later is read from its start.
-        self._open(at_end=from_end)
+        # One that exists but cannot be opened yet (permissions) is joined at its end when it can.
+        self._join_at_end = from_end
+        try:
+            self._open(at_end=from_end)
+        except OSError:
+            pass  # poll() raises it, and the source reports it
+        else:
+            self._join_at_end = False
 
     @property
     def position(self) -> int:
@@ -49,8 +63,11 @@ class FileFollower:
     def poll(self) -> list[str]:
         """Return the lines completed since the last poll; raise OSError when the file cannot be read."""
         lines: list[str] = []
-        if self._fd is None and not self._open(at_end=False):
-            return lines
+        if self._fd is None:
+            if not self._open(at_end=self._join_at_end):
+                self._join_at_end = False  # absent: when it appears, it is read from its start
+                return lines
+            self._join_at_end = False
         assert self._fd is not None
         # Truncation is judged on the file we hold (it may have been renamed away already), before
         # reading: bytes past our position may belong to the rewritten file.
@@ -60,18 +77,20 @@ class FileFollower:
             self.truncations += 1
             os.lseek(self._fd, 0, os.SEEK_SET)
             self._pos, self._tail = 0, b""
-        self._drain(lines)
+        self.behind = not self._drain(lines, self.budget)
+        if self.behind:
+            return lines  # rotation is looked at once the file we hold is read to its end
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
             return lines  # renamed away, the new file not created yet: keep reading the old one
         if (st.st_dev, st.st_ino) != self._ino:
-            self._drain(lines)
+            self._drain(lines, None)  # what the writer added since, before it reopened
             self._flush_partial(lines)
             self.close()
             self.rotations += 1
             if self._open(at_end=False):
-                self._drain(lines)
+                self.behind = not self._drain(lines, self.budget)
         return lines
 
     def _open(self, *, at_end: bool) -> bool:
@@ -96,15 +115,19 @@ class FileFollower:
                 return False
             raise
 
-    def _drain(self, lines: list[str]) -> None:
+    def _drain(self, lines: list[str], budget: int | None) -> bool:
+        """Read to the end of the file, or until `budget` bytes; return whether the end was reached."""
         assert self._fd is not None
-        while True:
-            data = os.read(self._fd, CHUNK)
+        done = 0
+        while budget is None or done < budget:
+            data = os.read(self._fd, CHUNK if budget is None else min(CHUNK, budget - done))
             if not data:
-                return
+                return True
+            done += len(data)
             self._pos += len(data)
             self._tail = (self._tail + data)[-_TAIL:]
             self._split(data, lines)
+        return False
 
     def _split(self, data: bytes, lines: list[str]) -> None:
         if self._skipping:

@@ -44,17 +44,25 @@ def patterns_from(settings: Settings) -> list[Pattern]:
 def syslog_files(host_root: Path) -> list[Path]:
     """Return the distribution's syslog file under `host_root` (Debian: syslog; Red Hat, SUSE: messages)."""
     candidates = ["var/log/syslog", "var/log/messages"]
-    try:
-        release = (host_root / "etc/os-release").read_text(errors="replace").lower()
-    except OSError:
-        release = ""
-    if any(
-        f"{k}=" in release and name in release
-        for k in ("id", "id_like")
-        for name in ("rhel", "fedora", "suse", "centos", "amzn")
-    ):
+    if distribution_ids(host_root) & {"rhel", "fedora", "centos", "suse", "opensuse", "sles", "amzn"}:
         candidates.reverse()
     return [host_root / c for c in candidates if (host_root / c).is_file()][:1]
+
+
+def distribution_ids(host_root: Path) -> set[str]:
+    """Return ID and ID_LIKE of the host's os-release(5) (empty when it cannot be read)."""
+    for name in ("etc/os-release", "usr/lib/os-release"):
+        try:
+            text = (host_root / name).read_text(errors="replace")
+        except OSError:
+            continue
+        ids: set[str] = set()
+        for line in text.splitlines():
+            key, sep, value = line.partition("=")
+            if sep and key.strip() in ("ID", "ID_LIKE"):
+                ids.update(value.strip().strip("\"'").lower().split())
+        return ids
+    return set()
 
 
 class LogService:

@@ -245,7 +245,8 @@ class FileSource:
         try:
             while True:
                 await anyio.to_thread.run_sync(self._poll)
-                await anyio.sleep(self.poll_interval)
+                # A backlog is read budget by budget without pausing (yielding to the loop between).
+                await anyio.sleep(0 if self.follower.behind else self.poll_interval)
         finally:
             self.follower.close()
 

@@ -188,3 +188,26 @@ def test_random_rotations_lose_and_repeat_nothing(tmp_path: Path, ops: list[tupl
     writer.fh.close()
     follower.close()
     assert got == writer.expected
+
+
+def test_a_backlog_is_read_budget_by_budget_in_order(tmp_path: Path) -> None:
+    log = tmp_path / "syslog"
+    log.write_text("")
+    follower = FileFollower(log, budget=100)
+    lines = [f"line {i:04d} " + "y" * 20 for i in range(50)]  # 30 bytes each, 1500 in all
+    _append(log, *lines)
+    got: list[str] = []
+    polls = 0
+    while True:
+        got.extend(follower.poll())
+        polls += 1
+        if not follower.behind:
+            break
+    assert got == lines
+    assert polls >= 1500 // 100
+    log.rename(tmp_path / "syslog.1")
+    _append(log, *lines[:10])
+    got = []
+    while not got or follower.behind:
+        got.extend(follower.poll())
+    assert got == lines[:10]

@@ -328,3 +328,27 @@ def test_nvidia_xid_severity_reaches_the_finding(tmp_path: Path) -> None:
     (finding,) = sink.findings
     assert finding.severity == Severity.EMERGENCY
     assert json.dumps(dict(finding.attributes))  # plain strings: ready for any channel
+
+
+@pytest.mark.slow
+def test_journalctl_found_on_path_gets_the_host_root(
+    tmp_path: Path, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    _fake_journalctl(bin_dir, calls)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    host = tmp_path / "host"
+    (host / "run/log/journal").mkdir(parents=True)
+    sink = RecordingSink()
+    settings = make_settings(host_root=str(host), logs={"kmsg": False, "files": []})
+    service = build_log_service(settings, sink)
+    assert service is not None
+    assert [s.kind for s in service.sources] == ["journal"]
+
+    async def body() -> None:
+        assert await eventually(lambda: sink.victims() == ["java"])
+
+    _run_service(service, body)
+    assert calls.read_text().splitlines()[0] == f"--follow --output=json --no-pager --root={host} --lines=0"
