@@ -96,6 +96,7 @@ class KmsgSource:
         self.last_seq = -1
         # Set while the lines come from /dev/kmsg or dmesg: the journal then skips kernel lines.
         self.active = False
+        self._fallback_logged = False
 
     async def run(self) -> None:
         try:
@@ -169,19 +170,33 @@ class KmsgSource:
     async def _fallback(self, cause: OSError) -> None:
         if self.dmesg is None:
             raise SourceUnavailableError(f"{self.path} cannot be read ({cause.strerror})") from cause
-        _log.info(
-            "%s cannot be read (%s); following `%s --follow` instead", self.path, cause.strerror, self.dmesg
-        )
+        if not self._fallback_logged:
+            self._fallback_logged = True
+            _log.info(
+                "%s cannot be read (%s); following `%s --follow` instead",
+                self.path,
+                cause.strerror,
+                self.dmesg,
+            )
         follow = "--follow" if self.replay else "--follow-new"
         try:
             process = await anyio.open_process(
-                [self.dmesg, follow, "--raw"], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE
+                [self.dmesg, follow, "--raw"],
+                stdin=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                # Out of the terminal's process group: a Ctrl-C stops the agent, which stops them.
+                start_new_session=True,
             )
         except OSError as exc:
             raise SourceUnavailableError(
                 f"{self.path} cannot be read ({cause.strerror}) and {self.dmesg} cannot run ({exc.strerror})"
             ) from exc
-        await _follow_process(process, self._dmesg_line, self.analyzer.max_line, self._set_active)
+        try:
+            await _follow_process(process, self._dmesg_line, self.analyzer.max_line, self._set_active)
+        except SourceUnavailableError as exc:
+            raise SourceUnavailableError(
+                f"{self.path} cannot be read ({cause.strerror}) and {self.dmesg} {exc}"
+            ) from exc
 
     def _set_active(self, active: bool) -> None:
         self.active = active
@@ -200,8 +215,13 @@ async def _follow_process(
     max_line: int,
     set_active: Callable[[bool], None] = lambda _: None,
 ) -> None:
-    """Feed a subprocess's stdout lines to `on_line` until it exits; raise SourceError naming why."""
+    """Feed a subprocess's stdout lines to `on_line` until it exits; raise SourceError naming why.
+
+    A process that fails without printing a line (no permission, no journal) raises
+    SourceUnavailableError: it is not a fault of the moment and is retried rarely.
+    """
     last_error: list[bytes] = []
+    lines = 0
 
     async def drain_stderr() -> None:
         assert process.stderr is not None
@@ -216,6 +236,7 @@ async def _follow_process(
             assert process.stdout is not None
             set_active(True)
             async for line in iter_lines(process.stdout, max_line):
+                lines += 1
                 on_line(line)
             code = await process.wait()
     finally:
@@ -225,6 +246,8 @@ async def _follow_process(
         with anyio.CancelScope(shield=True):
             await process.aclose()
     detail = sanitize(last_error[0].decode("utf-8", "replace"), 300) if last_error else "no message"
+    if lines == 0 and code != 0:
+        raise SourceUnavailableError(f"exited with status {code}: {detail}")
     raise SourceError(f"exited with status {code}: {detail}")
 
 
@@ -289,7 +312,11 @@ class JournalSource:
     async def run(self) -> None:
         try:
             process = await anyio.open_process(
-                self.command(), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                # Out of the terminal's process group: a Ctrl-C stops the agent, which stops them.
+                start_new_session=True,
             )
         except OSError as exc:
             raise SourceUnavailableError(f"{self.journalctl} cannot run ({exc.strerror})") from exc
