@@ -91,7 +91,10 @@ class LogService:
     async def _expire(self) -> None:
         while True:
             await anyio.sleep(1.0)
-            self.analyzer.expire()
+            try:
+                self.analyzer.expire()
+            except Exception:  # noqa: BLE001 - a failing alert sink must not stop the log readers
+                _log.exception("log analyzer: clearing quiet log alerts failed")
 
     async def _supervise(self, source: LogSource) -> None:
         """Run a source forever: report a failure once, retry with exponential backoff."""

@@ -134,6 +134,7 @@ class KmsgSource:
         """Read and feed what is there (device: a record per read; file, FIFO: lines); return reads done."""
         count = 0
         records: list[str] = []
+        self.boot = boot_time()  # follows wall-clock steps (NTP) between reads
         while count < 10_000:
             try:
                 data = os.read(fd, KMSG_READ)
