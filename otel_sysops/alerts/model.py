@@ -54,6 +54,9 @@ class Finding:
     labels: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     # Seconds since the epoch; None means "when the manager receives it".
     timestamp: float | None = None
+    # A one-off occurrence (a log line) rather than a condition that holds: it has no natural end,
+    # so its producer sends the cleared finding after a quiet period (e.g. `logs.resolve_after`).
+    event: bool = False
 
     @property
     def firing(self) -> bool:
