@@ -92,7 +92,7 @@ class DeliveryPolicy:
 
     attempts: int = 3
     backoff: float = 0.5  # seconds before the second attempt; doubled for each one after
-    group_window: float = 2.0
+    group_window: float = 1.0
     burst: int = 10
     refill_seconds: float = 60.0
     breaker_threshold: int = 3

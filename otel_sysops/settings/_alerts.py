@@ -296,7 +296,7 @@ class AlertsSettings(Section):
     reminder_interval: float = Field(3600.0, ge=0)
     rate_limit: RateLimitSettings = RateLimitSettings()
     # Alerts of one host arriving within this many seconds go out as one message.
-    group_window: float = Field(2.0, ge=0, le=600)
+    group_window: float = Field(1.0, ge=0, le=600)
     # A channel failing this many deliveries in a row is skipped for `breaker_reset` seconds.
     breaker_threshold: int = Field(3, ge=1, le=1000)
     breaker_reset: float = Field(60.0, gt=0)
