@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from .agent import ServiceFactory
+from .bridge import nats_service
 
 
 def default_service_factories() -> list[ServiceFactory]:
     """Return the factories of every built-in service; each returns None when its settings turn it off."""
-    return []
+    return [nats_service]
