@@ -129,7 +129,8 @@ async def connect(
             name=name,
             connect_timeout=max(1, round(settings.connect_timeout)),
             allow_reconnect=allow_reconnect,
-            max_reconnect_attempts=-1 if allow_reconnect else 0,
+            # nats-py reads 0 as "forever" when picking a server: 1 means each server is tried twice.
+            max_reconnect_attempts=-1 if allow_reconnect else 1,
             reconnect_time_wait=settings.reconnect_wait,
             ping_interval=20,
             max_outstanding_pings=3,
