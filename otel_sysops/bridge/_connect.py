@@ -72,7 +72,7 @@ def _must_read(path: Any, field: str) -> None:
         raise ConfigError(f"{field}: {path} cannot be read ({exc.strerror})") from exc
 
 
-def classify(exc: BaseException, servers: list[str]) -> NatsError:
+def classify(exc: BaseException, servers: list[str], tls: bool = False) -> NatsError:
     """Turn whatever nats-py or the socket raised into a NatsError naming what to fix."""
     import nats.errors
 
@@ -92,7 +92,11 @@ def classify(exc: BaseException, servers: list[str]) -> NatsError:
         return NatsError("tls", f"NATS at {where} requires TLS; use a tls:// URL or set nats.tls_ca")
     if isinstance(exc, ConfigError):
         return NatsError("config", str(exc))
-    return NatsError("unreachable", f"cannot reach NATS at {where} ({text})")
+    hint = ""
+    if tls and ("connection lost" in lowered or "eof" in lowered):
+        # TLS 1.3 servers drop the connection after the handshake when they refuse the client's certificate.
+        hint = "; with TLS this is often a refused client certificate: check nats.tls_cert / tls_key"
+    return NatsError("unreachable", f"cannot reach NATS at {where} ({text}){hint}")
 
 
 ErrorCallback = Callable[[Exception], Awaitable[None]]
@@ -138,4 +142,4 @@ async def connect(
             closed_cb=closed_cb,
         )
     except (OSError, TimeoutError, nats.errors.Error) as exc:
-        raise classify(exc, settings.servers()) from exc
+        raise classify(exc, settings.servers(), tls="tls" in opts) from exc

@@ -46,6 +46,12 @@ def _fleet(args: argparse.Namespace) -> int:
         try:
             await watch_fleet(nc, settings.nats.subject_prefix, view, args.queue)
             if args.once:
+                print(
+                    f"otel-sysops fleet: listening on {settings.nats.subject_prefix}.*.heartbeat "
+                    f"for {args.window:g}s",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 await anyio.sleep(args.window)
                 _print(view, args.json)
                 return
