@@ -88,9 +88,7 @@ class FakeAlertManager:
     def _silenced(self, alert: Alert) -> bool:
         fields = {k: str(v) for k, v in alert.to_dict().items() if not isinstance(v, dict)}
         fields.update(alert.labels)
-        return any(
-            all(fields.get(k) == v for k, v in s["matchers"].items()) for s in self.silences()
-        )
+        return any(all(fields.get(k) == v for k, v in s["matchers"].items()) for s in self.silences())
 
     async def route(self, alert: Alert) -> bool:
         """Send one alert to every channel unless silenced; return whether it was sent."""

@@ -68,9 +68,7 @@ def test_fleet_view_state() -> None:
 def test_thousand_agents_fleet_lists_every_host_and_flags_stopped(
     nats_server: NatsServer, make_settings: Callable[..., Settings]
 ) -> None:
-    settings = make_settings(
-        nats={"url": nats_server.url, "heartbeat_interval": 1.0, "reconnect_wait": 0.2}
-    )
+    settings = make_settings(nats={"url": nats_server.url, "heartbeat_interval": 1.0, "reconnect_wait": 0.2})
     pipeline = Pipeline(settings, load=False)
     bridges = [
         NatsBridge(settings.nats, f"sim-{i:04d}", SimulatedAgent(settings, pipeline)) for i in range(AGENTS)

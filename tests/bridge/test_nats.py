@@ -78,9 +78,11 @@ def test_subjects_and_payloads(nats_server: NatsServer, make_settings: Callable[
             await manager.route(make_alert(1))
             await manager.route(make_alert(1, state="resolved"))
             await wait_until(
-                lambda: len(inbox.on(".alerts")) == 2
-                and len(inbox.on(".heartbeat")) >= 2
-                and len(inbox.on(".inventory")) == 1
+                lambda: (
+                    len(inbox.on(".alerts")) == 2
+                    and len(inbox.on(".heartbeat")) >= 2
+                    and len(inbox.on(".inventory")) == 1
+                )
             )
             tg.cancel_scope.cancel()
         await nc.close()
@@ -119,9 +121,7 @@ def test_inventory_sent_again_only_on_change(
     base = tmp_path / "host"
     shutil.copytree(FIXTURES / "inventory-host", base, symlinks=True)
     agent = make_agent(make_settings, nats_server.url, inventory_interval=0.1)
-    bridge = NatsBridge(
-        agent.settings.nats, "node-1", agent, inventory=partial(fixture_inventory, base)
-    )
+    bridge = NatsBridge(agent.settings.nats, "node-1", agent, inventory=partial(fixture_inventory, base))
 
     async def main() -> None:
         nc = await nats.connect(nats_server.url)
@@ -212,7 +212,8 @@ def test_outage_jetstream_every_alert_once_in_order(
         for _ in range(30):
             msg = await sub.next_msg(timeout=5)
             ids.append(json.loads(msg.data)["id"])
-            assert msg.headers is not None and msg.headers["Nats-Msg-Id"] == ids[-1]
+            assert msg.headers is not None
+            assert msg.headers["Nats-Msg-Id"] == ids[-1]
         await nc.close()
         assert ids == [f"alert-{i}" for i in range(30)]
         assert bridge.stats["connects"] == 2

@@ -98,7 +98,8 @@ def test_wrong_token_is_one_clear_error_not_a_crash_loop(
     assert "refused the credentials" in message
     assert "nats.token" in message
     assert "wrong" not in message  # the secret itself is never logged
-    assert bridge.last_error is not None and bridge.last_error.kind == "auth"
+    assert bridge.last_error is not None
+    assert bridge.last_error.kind == "auth"
     # Backoff: 0.2, 0.4, 0.8, 1.0, 1.0 ... seconds, so a handful of attempts in 3 s, not hundreds.
     assert 2 <= bridge.stats["connect_failures"] <= 8
     assert bridge.stats["connects"] == 0
