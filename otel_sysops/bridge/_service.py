@@ -108,6 +108,7 @@ class NatsBridge:
             "connects": 0,
             "connect_failures": 0,
             "control_requests": 0,
+            "rejected": 0,
         }
         self.last_error: NatsError | None = None
         self.inventory_hash: str | None = None
@@ -292,6 +293,11 @@ class NatsBridge:
                 await self._deliver(nc, js, batch, has_stream)
             except nats.js.errors.NoStreamResponseError:
                 checked = -math.inf  # the stream went away: look again, then publish on core
+            except nats.js.errors.APIError as exc:
+                # The stream refuses (full with discard=new, sealed, ...): core publish for a while
+                # rather than holding every later alert behind this one.
+                _log.warning("JetStream refused an alert (%s); publishing alerts on core NATS", exc)
+                has_stream, checked = False, time.monotonic()
             except (nats.errors.Error, TimeoutError) as exc:
                 await self._on_error(exc)
                 await anyio.sleep(min(1.0, self.settings.reconnect_wait))
@@ -300,6 +306,8 @@ class NatsBridge:
         self, nc: Client, js: JetStreamContext, batch: list[Message], has_stream: bool
     ) -> None:
         """Publish a batch in order; forget each message once the server confirmed it."""
+        import nats.errors
+
         core: list[Message] = []
         for message in batch:
             headers = {"Nats-Msg-Id": message.msg_id} if message.msg_id else None
@@ -310,9 +318,20 @@ class NatsBridge:
                 await js.publish(message.subject, message.payload, headers=headers)
                 self.outbox.ack([message])
                 self.stats["published_jetstream"] += 1
-            else:
+                continue
+            try:
                 await nc.publish(message.subject, message.payload, headers=headers)
-                core.append(message)
+            except nats.errors.MaxPayloadError:
+                # It will never fit: drop it (counted) instead of blocking everything behind it.
+                _log.error(
+                    "dropping a %d-byte %s message: larger than the server's max_payload",
+                    len(message.payload),
+                    message.kind,
+                )
+                self.outbox.ack([message])
+                self.stats["rejected"] += 1
+                continue
+            core.append(message)
         if core:
             await self._flush(nc, core)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from collections.abc import Callable
@@ -414,5 +415,68 @@ def test_silence_without_alert_manager_says_so(
         validate(status, "control-status")
         assert status["silences_supported"] is False
         assert status["alerts"] is None
+
+    run(main)
+
+
+def test_oversized_message_is_dropped_not_blocking(
+    nats_factory: list[NatsServer], tmp_path: Path, make_settings: Callable[..., Settings]
+) -> None:
+    from tests.bridge.conftest import nats_server_binary
+
+    server = NatsServer(nats_server_binary(), tmp_path / "n", "max_payload: 4096")
+    nats_factory.append(server)
+    server.start()
+    agent = make_agent(make_settings, server.url)
+    bridge = NatsBridge(agent.settings.nats, "node-1", agent)
+    big = dataclasses.replace(make_alert(1), message="x" * 10_000)
+
+    async def main() -> None:
+        nc = await nats.connect(server.url)
+        inbox = Inbox()
+        await nc.subscribe("sysops.node-1.alerts", cb=inbox.cb)
+        await nc.flush()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(bridge.run)
+            bridge.publish_alert(big)
+            bridge.publish_alert(make_alert(2))
+            await wait_until(lambda: len(inbox.messages) == 1)
+            tg.cancel_scope.cancel()
+        await nc.close()
+        assert [d["id"] for d in inbox.on(".alerts")] == ["alert-2"]
+        assert bridge.stats["rejected"] == 1
+
+    run(main)
+
+
+def test_stream_refusing_alerts_falls_back_to_core(
+    nats_server: NatsServer, make_settings: Callable[..., Settings]
+) -> None:
+    from nats.js.api import DiscardPolicy
+
+    agent = make_agent(make_settings, nats_server.url)
+    bridge = NatsBridge(agent.settings.nats, "node-1", agent)
+
+    async def main() -> None:
+        nc = await nats.connect(nats_server.url)
+        js = nc.jetstream()
+        await js.add_stream(name="FULL", subjects=["sysops.*.alerts"], max_msgs=2, discard=DiscardPolicy.NEW)
+        inbox = Inbox()
+        await nc.subscribe("sysops.node-1.alerts", cb=inbox.cb)
+        await nc.flush()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(bridge.run)
+            for i in range(5):
+                bridge.publish_alert(make_alert(i))
+            await wait_until(lambda: len(bridge.outbox) == 0)
+            await wait_until(lambda: len(inbox.messages) >= 5)
+            tg.cancel_scope.cancel()
+        info = await js.stream_info("FULL")
+        await nc.close()
+        assert info.state.messages == 2
+        assert bridge.stats["published_jetstream"] == 2
+        # Every alert still reached core subscribers, in order (the refused one retried on core).
+        ids = [d["id"] for d in inbox.on(".alerts")]
+        assert sorted(set(ids), key=ids.index) == [f"alert-{i}" for i in range(5)]
 
     run(main)
