@@ -189,7 +189,8 @@ def main() -> None:
     before, after = import_cost()
     print("\n## memory")
     print(f"RSS after importing otel_sysops.services  {before / 1024:6.1f} MiB")
-    print(f"... and then nats-py                       {after / 1024:6.1f} MiB (+{(after - before) / 1024:.1f})")
+    added = (after - before) / 1024
+    print(f"... and then nats-py                       {after / 1024:6.1f} MiB (+{added:.1f})")
 
 
 if __name__ == "__main__":
