@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,12 @@ def tls_context(settings: NatsSettings) -> ssl.SSLContext | None:
     return ctx
 
 
+def _need_nkeys(field: str) -> None:
+    # nats-py signs the server's nonce with the `nkeys` package, which it does not install itself.
+    if importlib.util.find_spec("nkeys") is None:
+        raise MissingDependencyError(f"{field} needs the nkeys package: pip install 'otel-sysops[nkeys]'")
+
+
 def connect_options(settings: NatsSettings) -> dict[str, Any]:
     """Return the keyword arguments of `nats.connect` for the settings' servers, credentials and TLS."""
     opts: dict[str, Any] = {"servers": settings.servers()}
@@ -49,11 +56,14 @@ def connect_options(settings: NatsSettings) -> dict[str, Any]:
         opts["user"] = settings.user
         opts["password"] = settings.password.get_secret_value() if settings.password else ""
     if settings.nkey_seed is not None:
+        _need_nkeys("nats.nkey_seed")
         opts["nkeys_seed_str"] = settings.nkey_seed.get_secret_value()
     if settings.nkey_seed_file is not None:
+        _need_nkeys("nats.nkey_seed_file")
         _must_read(settings.nkey_seed_file, "nats.nkey_seed_file")
         opts["nkeys_seed"] = str(settings.nkey_seed_file)
     if settings.credentials is not None:
+        _need_nkeys("nats.credentials")
         _must_read(settings.credentials, "nats.credentials")
         opts["user_credentials"] = str(settings.credentials)
     ctx = tls_context(settings)
@@ -119,7 +129,7 @@ async def connect(
 
     try:
         opts = connect_options(settings)
-    except ConfigError as exc:
+    except (ConfigError, MissingDependencyError) as exc:
         raise NatsError("config", str(exc)) from exc
 
     async def _quiet(exc: Exception) -> None:

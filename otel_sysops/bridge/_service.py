@@ -196,7 +196,9 @@ class NatsBridge:
                     error_cb=self._on_error,
                     closed_cb=on_closed,
                 )
-            except NatsError as exc:
+            except Exception as exc:  # noqa: BLE001 - nothing may end the loop: NATS is never fatal
+                if not isinstance(exc, NatsError):
+                    exc = NatsError("unexpected", f"connecting to NATS failed: {type(exc).__name__}: {exc}")
                 failures += 1
                 self.stats["connect_failures"] += 1
                 self.last_error = exc
@@ -204,7 +206,7 @@ class NatsBridge:
                 if exc.kind != reported:
                     # One line per kind of failure, not one per attempt.
                     level = logging.WARNING if exc.kind == "unreachable" else logging.ERROR
-                    _log.log(level, "%s; retrying with backoff up to %.0fs, alerts are held", exc, delay)
+                    _log.log(level, "%s; retrying with backoff (next in %.1fs), alerts are held", exc, delay)
                     reported = exc.kind
                 else:
                     _log.debug("NATS connect attempt %d failed: %s", failures, exc)

@@ -480,3 +480,80 @@ def test_stream_refusing_alerts_falls_back_to_core(
         assert sorted(set(ids), key=ids.index) == [f"alert-{i}" for i in range(5)]
 
     run(main)
+
+
+def test_agent_keeps_ticking_while_nats_is_down(make_settings: Callable[..., Settings]) -> None:
+    from tests.conftest import free_port
+
+    overrides = {
+        "hostname": "node-1",
+        "interval": 0.1,
+        "prometheus": {"enabled": False},
+        "nats": {"url": f"nats://127.0.0.1:{free_port()}", **FAST},
+    }
+    agent = Agent(make_settings(**overrides), None, overrides, service_factories=[nats_service])
+    manager = FakeAlertManager()
+    agent.alerts = manager
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(agent.run)
+            await wait_until(lambda: bool(agent.services))
+            bridge = agent.services[0]
+            assert isinstance(bridge, NatsBridge)
+            for i in range(50):
+                assert await manager.route(make_alert(i))
+            await wait_until(lambda: agent.ticks >= 10 and bridge.stats["connect_failures"] >= 2)
+            assert bridge.outbox.kinds() == {"alert": 50, "inventory": 1}
+            assert not bridge.connected
+            tg.cancel_scope.cancel()
+
+    run(main)
+
+
+def test_fleet_live_table(nats_server: NatsServer) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYSOPS_")}
+    env["SYSOPS_NATS__URL"] = nats_server.url
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "otel_sysops", "fleet", "--refresh", "0.2", "--queue", ""],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    seen = threading.Event()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("live-host-1"):
+                seen.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+
+    async def main() -> None:
+        nc = await nats.connect(nats_server.url)
+        beat = {"schema_version": 1, "host": "live-host-1", "interval": 1.0, "collectors": {}}
+        with anyio.fail_after(30):
+            while not seen.is_set():
+                await nc.publish("sysops.live-host-1.heartbeat", json.dumps(beat).encode())
+                await anyio.sleep(0.2)
+        await nc.close()
+
+    try:
+        run(main)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(20)
+        reader.join(5)
+    assert proc.returncode in (0, 130)
+    assert any("1 host(s), 0 stale" in line for line in lines)

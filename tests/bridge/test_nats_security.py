@@ -242,3 +242,31 @@ def test_settings_errors_name_the_field(make_settings: Callable[..., Settings]) 
     ]
     assert make_settings().nats.active is False
     assert make_settings(nats={"url": "nats://a:1"}).nats.active is True
+
+
+@pytest.mark.parametrize("as_file", [False, True])
+def test_nkey_auth(
+    nats_factory: list[NatsServer],
+    tmp_path: Path,
+    make_settings: Callable[..., Settings],
+    as_file: bool,
+) -> None:
+    import os
+
+    import nkeys
+
+    seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
+    public = nkeys.from_seed(bytearray(seed)).public_key.decode()
+    server = NatsServer(
+        nats_server_binary(), tmp_path / "n", f'authorization {{ users = [ {{ nkey: "{public}" }} ] }}'
+    )
+    nats_factory.append(server)
+    server.start()
+    if as_file:
+        seed_file = tmp_path / "agent.nk"
+        seed_file.write_bytes(seed + b"\n")
+        agent = _agent(make_settings, url=server.url, nkey_seed_file=str(seed_file))
+    else:
+        agent = _agent(make_settings, url=server.url, nkey_seed=seed.decode())
+    bridge = NatsBridge(agent.settings.nats, "secure-1", agent)
+    _beats(server.url, bridge, nkeys_seed_str=seed.decode())
