@@ -17,6 +17,7 @@ import anyio
 import anyio.to_thread
 
 from otel_sysops.alerts import Alert, Notification, Severity, SilenceControl
+from otel_sysops.errors import ConfigError
 from otel_sysops.inventory import inventory_hash
 from otel_sysops.settings._nats import NatsSettings
 
@@ -98,7 +99,12 @@ class NatsBridge:
         self.host = host
         self.agent = agent
         self.subjects = Subjects(settings.subject_prefix, host)
-        self.outbox = Outbox(settings.buffer_size, settings.spool_dir)
+        try:
+            self.outbox = Outbox(settings.buffer_size, settings.spool_dir)
+        except OSError as exc:
+            raise ConfigError(
+                f"nats.spool_dir: {settings.spool_dir} cannot be used ({exc.strerror})"
+            ) from exc
         self.channel = NatsAlertChannel(self)
         self._inventory = inventory
         self.stats: dict[str, int] = {
@@ -404,8 +410,14 @@ class NatsBridge:
                 answer = await self._dispatch(op, request)
             except (ValueError, TypeError) as exc:
                 answer = reply(False, error=str(exc))
-        if msg.reply:
+        if not msg.reply:
+            return
+        import nats.errors
+
+        try:
             await msg.respond(encode(answer))
+        except nats.errors.MaxPayloadError:
+            await msg.respond(encode(reply(False, error="reply larger than the server's max_payload")))
 
     async def _dispatch(self, op: str, request: Mapping[str, Any]) -> dict[str, Any]:
         if op == "status":

@@ -125,3 +125,16 @@ def test_channel_send_only_enqueues() -> None:
     anyio.run(bridge.channel.send, Notification([make_alert(1), make_alert(2)]), backend="asyncio")
     assert [m.msg_id for m in bridge.outbox.peek(5)] == ["alert-1", "alert-2"]
     assert bridge.channel.name == "nats"
+
+
+def test_unusable_spool_dir_is_a_config_error(tmp_path: Path) -> None:
+    import pytest
+
+    from otel_sysops.bridge import NatsBridge
+    from otel_sysops.errors import ConfigError
+    from otel_sysops.settings._nats import NatsSettings
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match=r"nats\.spool_dir"):
+        NatsBridge(NatsSettings(url="nats://127.0.0.1:1", spool_dir=blocker / "spool"), "h")
