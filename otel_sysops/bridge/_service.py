@@ -188,7 +188,7 @@ class NatsBridge:
     async def _connection_loop(self) -> None:
         failures = 0
         reported: str | None = None
-        while True:
+        while not self._closing:
             closed = anyio.Event()
 
             async def on_closed(event: anyio.Event = closed) -> None:
@@ -242,6 +242,8 @@ class NatsBridge:
                         await nc.subscribe(self.subjects.control(op), cb=self._control)
                 await closed.wait()
                 tg.cancel_scope.cancel()
+        except Exception as exc:  # noqa: BLE001 - a failed session ends in a reconnect, never ends the agent
+            _log.warning("NATS session failed: %s: %s", type(exc).__name__, exc)
         finally:
             self._nc = None
             if not nc.is_closed:
@@ -253,6 +255,8 @@ class NatsBridge:
             return  # reported once by the connection loop
         text = f"{type(exc).__name__}: {exc}"
         level = logging.DEBUG if text in self._logged else logging.WARNING
+        if len(self._logged) > 1000:
+            self._logged.clear()  # bounded memory; a long-lived error is then logged once more
         self._logged.add(text)
         _log.log(level, "NATS: %s", text)
 
@@ -410,6 +414,9 @@ class NatsBridge:
                 answer = await self._dispatch(op, request)
             except (ValueError, TypeError) as exc:
                 answer = reply(False, error=str(exc))
+            except Exception as exc:  # noqa: BLE001 - a request always gets an answer
+                _log.warning("control request %s failed: %s: %s", op, type(exc).__name__, exc)
+                answer = reply(False, error=f"{op} failed: {type(exc).__name__}: {exc}")
         if not msg.reply:
             return
         import nats.errors

@@ -557,3 +557,33 @@ def test_fleet_live_table(nats_server: NatsServer) -> None:
         reader.join(5)
     assert proc.returncode in (0, 130)
     assert any("1 host(s), 0 stale" in line for line in lines)
+
+
+class BrokenSilences(FakeAlertManager):
+    """An alert manager whose silence store fails (a disk error, say)."""
+
+    def add_silence(self, matchers: Any, duration: float, comment: str = "", created_by: str = "") -> str:
+        raise RuntimeError("silence store unavailable")
+
+
+def test_failing_silence_control_still_answers(
+    nats_server: NatsServer, make_settings: Callable[..., Settings]
+) -> None:
+    agent = make_agent(make_settings, nats_server.url)
+    agent.alerts = BrokenSilences()
+    bridge = NatsBridge(agent.settings.nats, "node-1", agent)
+
+    async def main() -> None:
+        nc = await nats.connect(nats_server.url)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(bridge.run)
+            await wait_until(lambda: bridge.connected)
+            body = {"matchers": {"rule": "x"}, "duration": 60}
+            answer = json.loads((await _request(nc, "sysops.node-1.control.silence", body)).data)
+            tg.cancel_scope.cancel()
+        await nc.close()
+        validate(answer, "control-reply")
+        assert answer["ok"] is False
+        assert "silence store unavailable" in answer["error"]
+
+    run(main)
