@@ -31,6 +31,7 @@ def nats_service(agent: Agent) -> NatsBridge | None:
     bridge = NatsBridge(
         settings.nats, host, agent, inventory=functools.partial(collect_inventory, roots, host)
     )
+    agent.add_pipeline_hook(lambda pipeline: bridge.register_metrics(pipeline.meter("otel_sysops.bridge")))
     add_channel = getattr(agent.alerts, "add_channel", None)
     if callable(add_channel):
         add_channel(bridge.channel)

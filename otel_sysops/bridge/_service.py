@@ -10,11 +10,12 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import anyio.to_thread
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from otel_sysops.alerts import Alert, Notification, Severity, SilenceControl
 from otel_sysops.errors import ConfigError
@@ -147,6 +148,53 @@ class NatsBridge:
             **self.stats,
             "last_error": str(self.last_error) if self.last_error else None,
         }
+
+    def register_metrics(self, meter: Meter) -> None:
+        """Export the bridge's state as `sysops.nats.*` instruments (callbacks read counters only)."""
+
+        def connected(_: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(1 if self.connected else 0)]
+
+        def buffered(_: CallbackOptions) -> Iterable[Observation]:
+            held = self.outbox.kinds()
+            return [
+                Observation(held.get(kind, 0), {"sysops.nats.kind": kind}) for kind in ("alert", "inventory")
+            ]
+
+        def dropped(_: CallbackOptions) -> Iterable[Observation]:
+            return [
+                Observation(self.outbox.dropped, {"sysops.nats.reason": "buffer_full"}),
+                Observation(self.stats["rejected"], {"sysops.nats.reason": "max_payload"}),
+            ]
+
+        def published(_: CallbackOptions) -> Iterable[Observation]:
+            return [
+                Observation(self.stats["published"], {"sysops.nats.path": "core"}),
+                Observation(self.stats["published_jetstream"], {"sysops.nats.path": "jetstream"}),
+                Observation(self.stats["heartbeats"], {"sysops.nats.path": "heartbeat"}),
+            ]
+
+        def failures(_: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(self.stats["connect_failures"])]
+
+        meter.create_observable_gauge(
+            "sysops.nats.connected", [connected], "1", "Whether the NATS bridge is connected (1) or not (0)"
+        )
+        meter.create_observable_up_down_counter(
+            "sysops.nats.buffered", [buffered], "{message}", "Messages held for NATS, by kind"
+        )
+        meter.create_observable_counter(
+            "sysops.nats.dropped",
+            [dropped],
+            "{message}",
+            "Messages dropped: buffer full, or over max_payload",
+        )
+        meter.create_observable_counter(
+            "sysops.nats.published", [published], "{message}", "Messages delivered to NATS, by path"
+        )
+        meter.create_observable_counter(
+            "sysops.nats.connect.failures", [failures], "{attempt}", "Failed NATS connection attempts"
+        )
 
     def _notify(self) -> None:
         if self._wake is not None:

@@ -18,6 +18,7 @@ from nats.aio.msg import Msg
 from otel_sysops.agent import Agent
 from otel_sysops.bridge import NatsBridge, nats_service
 from otel_sysops.inventory import Roots, collect_inventory
+from otel_sysops.pipeline import iter_points
 from otel_sysops.settings import Settings
 from tests.bridge.conftest import NatsServer
 from tests.bridge.support import FakeAlertManager, make_alert, run, validate, wait_until
@@ -506,6 +507,19 @@ def test_agent_keeps_ticking_while_nats_is_down(make_settings: Callable[..., Set
             await wait_until(lambda: agent.ticks >= 10 and bridge.stats["connect_failures"] >= 2)
             assert bridge.outbox.kinds() == {"alert": 50, "inventory": 1}
             assert not bridge.connected
+            # The bridge's own state is exported with the agent's metrics.
+            ticks = agent.ticks
+            await wait_until(lambda: agent.ticks >= ticks + 2)
+            assert agent.pipeline.last_result is not None
+            points = {
+                (m.name, tuple(sorted(dict(p.attributes or {}).items()))): p.value  # type: ignore[attr-defined]
+                for m, p in iter_points(agent.pipeline.last_result.data)
+                if m.name.startswith("sysops.nats.")
+            }
+            assert points[("sysops.nats.buffered", (("sysops.nats.kind", "alert"),))] == 50
+            assert points[("sysops.nats.connected", ())] == 0
+            assert points[("sysops.nats.connect.failures", ())] >= 2
+            assert points[("sysops.nats.dropped", (("sysops.nats.reason", "buffer_full"),))] == 0
             tg.cancel_scope.cancel()
 
     run(main)
