@@ -138,3 +138,19 @@ def test_unusable_spool_dir_is_a_config_error(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(ConfigError, match=r"nats\.spool_dir"):
         NatsBridge(NatsSettings(url="nats://127.0.0.1:1", spool_dir=blocker / "spool"), "h")
+
+
+def test_nats_py_is_not_imported_until_needed() -> None:
+    """The agent, its services and its CLI load without nats-py (memory budget when NATS is off)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import otel_sysops.services, otel_sysops.cli, otel_sysops.bridge, otel_sysops.inventory\n"
+        "from otel_sysops.cli import build_parser\n"
+        "build_parser()\n"
+        "print(sorted(m for m in sys.modules if m == 'nats' or m.startswith('nats.')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
