@@ -96,6 +96,13 @@ class Agent:
         self._pipeline_hooks.append(hook)
         hook(self.pipeline)
 
+    def request_reload(self) -> None:
+        """Reload the settings as SIGHUP does (the NATS control plane's `.reload`); call on the loop."""
+        self._reload_requested = True
+        scope: anyio.CancelScope | None = getattr(self, "_ticker_scope", None)
+        if scope is not None:
+            scope.cancel()
+
     # -- health ------------------------------------------------------------------------------
 
     def health(self) -> Health:

@@ -1,0 +1,31 @@
+"""The NATS fleet bridge: alerts, inventory and heartbeats out, control requests in; the fleet view.
+
+nats-py is imported only when a connection is made, so an agent without NATS never loads it.
+"""
+
+from ._connect import NatsError, connect, connect_options
+from ._factory import nats_service
+from ._fleet import FleetView, watch_fleet
+from ._outbox import Message, Outbox
+from ._payloads import SCHEMA_VERSION, AgentView, Subjects, alert_payload, heartbeat_payload, host_token
+from ._service import NatsAlertChannel, NatsBridge, silence_control
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AgentView",
+    "FleetView",
+    "Message",
+    "NatsAlertChannel",
+    "NatsBridge",
+    "NatsError",
+    "Outbox",
+    "Subjects",
+    "alert_payload",
+    "connect",
+    "connect_options",
+    "heartbeat_payload",
+    "host_token",
+    "nats_service",
+    "silence_control",
+    "watch_fleet",
+]

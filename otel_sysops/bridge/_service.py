@@ -1,0 +1,546 @@
+"""The NATS bridge service: alerts, inventory and heartbeats out; control requests in.
+
+Nothing else in the agent waits on NATS: alerts and inventory are put in the outbox (a bounded,
+ordered buffer, optionally spooled to disk) and a publisher task drains it while connected.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, cast
+
+import anyio
+import anyio.to_thread
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+
+from otel_sysops.alerts import Alert, Notification, Severity, SilenceControl
+from otel_sysops.errors import ConfigError
+from otel_sysops.inventory import inventory_hash
+from otel_sysops.settings._nats import NatsSettings
+
+from ._connect import NatsError, connect
+from ._outbox import Message, Outbox
+from ._payloads import (
+    CONTROL_OPS,
+    AgentView,
+    Subjects,
+    alert_msg_id,
+    alert_payload,
+    collector_health,
+    encode,
+    heartbeat_payload,
+    reply,
+)
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+    from nats.js import JetStreamContext
+
+_log = logging.getLogger(__name__)
+
+# Messages published per flush on the core path.
+_BATCH = 256
+# How often the publisher re-asks whether a JetStream stream covers the alert subject.
+_STREAM_RECHECK = 300.0
+# Longest wait between reconnect attempts while the server is merely unreachable.
+_UNREACHABLE_CAP = 30.0
+# Longest silence accepted over the control plane.
+_MAX_SILENCE = 30 * 86400.0
+
+InventorySource = Callable[[], dict[str, Any]]
+
+
+def silence_control(sink: object) -> SilenceControl | None:
+    """Return the alert sink as a SilenceControl when it offers silences (the alert manager), else None."""
+    needed = ("add_silence", "remove_silence", "silences", "active_alerts")
+    if all(callable(getattr(sink, name, None)) for name in needed):
+        return cast(SilenceControl, sink)
+    return None
+
+
+class NatsAlertChannel:
+    """The alert manager's channel to NATS: each alert of a notification goes on `{prefix}.{host}.alerts`.
+
+    `send` only enqueues (the bridge publishes), so it never waits on the network.
+    """
+
+    name = "nats"
+    min_severity = Severity.INFO
+
+    def __init__(self, bridge: NatsBridge) -> None:
+        self._bridge = bridge
+
+    async def send(self, notification: Notification) -> None:
+        for alert in notification.alerts:
+            self._bridge.publish_alert(alert)
+
+    async def aclose(self) -> None:
+        """Nothing to release: the bridge owns the connection."""
+
+
+class NatsBridge:
+    """Keep a connection to NATS and publish through it; a `Service` of the agent."""
+
+    name = "nats"
+
+    def __init__(
+        self,
+        settings: NatsSettings,
+        host: str,
+        agent: AgentView | None = None,
+        *,
+        inventory: InventorySource | None = None,
+    ) -> None:
+        self.settings = settings
+        self.host = host
+        self.agent = agent
+        self.subjects = Subjects(settings.subject_prefix, host)
+        try:
+            self.outbox = Outbox(settings.buffer_size, settings.spool_dir)
+        except OSError as exc:
+            raise ConfigError(
+                f"nats.spool_dir: {settings.spool_dir} cannot be used ({exc.strerror})"
+            ) from exc
+        self.channel = NatsAlertChannel(self)
+        self._inventory = inventory
+        self.stats: dict[str, int] = {
+            "published": 0,
+            "published_jetstream": 0,
+            "heartbeats": 0,
+            "connects": 0,
+            "connect_failures": 0,
+            "control_requests": 0,
+            "rejected": 0,
+        }
+        self.last_error: NatsError | None = None
+        self.inventory_hash: str | None = None
+        self._inventory_at: float | None = None
+        self._nc: Client | None = None
+        self._wake: anyio.Event | None = None
+        self._connecting = False
+        self._closing = False
+        self._logged: set[str] = set()
+
+    # -- what producers call ------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """Return whether a connection is up now."""
+        return self._nc is not None and self._nc.is_connected
+
+    def publish_alert(self, alert: Alert) -> None:
+        """Queue one alert for `{prefix}.{host}.alerts`; return at once."""
+        self.outbox.put(self.subjects.alerts, encode(alert_payload(alert)), "alert", alert_msg_id(alert))
+        self._notify()
+
+    def bridge_stats(self) -> dict[str, Any]:
+        """Return the bridge's own counters (in heartbeats and status replies)."""
+        return {
+            "connected": self.connected,
+            "buffered": len(self.outbox),
+            "dropped": self.outbox.dropped,
+            "spool_errors": self.outbox.spool_errors,
+            **self.stats,
+            "last_error": str(self.last_error) if self.last_error else None,
+        }
+
+    def register_metrics(self, meter: Meter) -> None:
+        """Export the bridge's state as `sysops.nats.*` instruments (callbacks read counters only)."""
+
+        def connected(_: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(1 if self.connected else 0)]
+
+        def buffered(_: CallbackOptions) -> Iterable[Observation]:
+            held = self.outbox.kinds()
+            return [
+                Observation(held.get(kind, 0), {"sysops.nats.kind": kind}) for kind in ("alert", "inventory")
+            ]
+
+        def dropped(_: CallbackOptions) -> Iterable[Observation]:
+            return [
+                Observation(self.outbox.dropped, {"sysops.nats.reason": "buffer_full"}),
+                Observation(self.stats["rejected"], {"sysops.nats.reason": "max_payload"}),
+            ]
+
+        def published(_: CallbackOptions) -> Iterable[Observation]:
+            return [
+                Observation(self.stats["published"], {"sysops.nats.path": "core"}),
+                Observation(self.stats["published_jetstream"], {"sysops.nats.path": "jetstream"}),
+                Observation(self.stats["heartbeats"], {"sysops.nats.path": "heartbeat"}),
+            ]
+
+        def failures(_: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(self.stats["connect_failures"])]
+
+        meter.create_observable_gauge(
+            "sysops.nats.connected", [connected], "1", "Whether the NATS bridge is connected (1) or not (0)"
+        )
+        meter.create_observable_up_down_counter(
+            "sysops.nats.buffered", [buffered], "{message}", "Messages held for NATS, by kind"
+        )
+        meter.create_observable_counter(
+            "sysops.nats.dropped",
+            [dropped],
+            "{message}",
+            "Messages dropped: buffer full, or over max_payload",
+        )
+        meter.create_observable_counter(
+            "sysops.nats.published", [published], "{message}", "Messages delivered to NATS, by path"
+        )
+        meter.create_observable_counter(
+            "sysops.nats.connect.failures", [failures], "{attempt}", "Failed NATS connection attempts"
+        )
+
+    def _notify(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    # -- the service ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect (and reconnect) forever; compute the inventory on its own schedule."""
+        self._wake = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            if self._inventory is not None:
+                tg.start_soon(self._inventory_loop)
+            tg.start_soon(self._connection_loop)
+
+    async def aclose(self, timeout: float) -> None:
+        """Give held messages `timeout` seconds to go out, then drain the connection."""
+        deadline = time.monotonic() + timeout
+        self._closing = True
+        nc = self._nc
+        if nc is None:
+            return
+        with anyio.move_on_after(max(0.0, timeout * 0.8)):
+            while len(self.outbox) and nc.is_connected:
+                await anyio.sleep(0.02)
+        if not nc.is_closed:
+            with anyio.move_on_after(max(0.1, deadline - time.monotonic())):
+                await nc.drain()
+
+    # -- connection -----------------------------------------------------------------------------
+
+    def _backoff(self, kind: str, failures: int) -> float:
+        base = self.settings.reconnect_wait
+        if kind == "unreachable":
+            return float(min(base * 1.5 ** (failures - 1), _UNREACHABLE_CAP, self.settings.max_backoff))
+        # Refused credentials or a TLS mismatch will not fix themselves soon: back off further.
+        return float(min(base * 2 ** (failures - 1), self.settings.max_backoff))
+
+    async def _connection_loop(self) -> None:
+        failures = 0
+        reported: str | None = None
+        while not self._closing:
+            closed = anyio.Event()
+
+            async def on_closed(event: anyio.Event = closed) -> None:
+                event.set()
+
+            self._connecting = True
+            try:
+                nc = await connect(
+                    self.settings,
+                    name=f"otel-sysops {self.host}",
+                    error_cb=self._on_error,
+                    closed_cb=on_closed,
+                )
+            except Exception as exc:  # noqa: BLE001 - nothing may end the loop: NATS is never fatal
+                if not isinstance(exc, NatsError):
+                    exc = NatsError("unexpected", f"connecting to NATS failed: {type(exc).__name__}: {exc}")
+                failures += 1
+                self.stats["connect_failures"] += 1
+                self.last_error = exc
+                delay = self._backoff(exc.kind, failures)
+                if exc.kind != reported:
+                    # One line per kind of failure, not one per attempt.
+                    level = logging.WARNING if exc.kind == "unreachable" else logging.ERROR
+                    _log.log(level, "%s; retrying with backoff (next in %.1fs), alerts are held", exc, delay)
+                    reported = exc.kind
+                else:
+                    _log.debug("NATS connect attempt %d failed: %s", failures, exc)
+                await anyio.sleep(delay)
+                continue
+            finally:
+                self._connecting = False
+            if failures:
+                _log.info("connected to NATS after %d failed attempt(s)", failures)
+            else:
+                _log.info("connected to NATS at %s", nc.connected_url.netloc if nc.connected_url else "?")
+            failures, reported, self.last_error = 0, None, None
+            self.stats["connects"] += 1
+            await self._session(nc, closed)
+            if self._closing:
+                return
+            _log.warning("lost the connection to NATS; reconnecting (alerts are held meanwhile)")
+
+    async def _session(self, nc: Client, closed: anyio.Event) -> None:
+        self._nc = nc
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._publisher, nc)
+                if self.agent is not None:
+                    tg.start_soon(self._heartbeat_loop, nc)
+                    for op in CONTROL_OPS:
+                        await nc.subscribe(self.subjects.control(op), cb=self._control)
+                await closed.wait()
+                tg.cancel_scope.cancel()
+        except Exception as exc:  # noqa: BLE001 - a failed session ends in a reconnect, never ends the agent
+            _log.warning("NATS session failed: %s: %s", type(exc).__name__, exc)
+        finally:
+            self._nc = None
+            if not nc.is_closed:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                    await nc.close()
+
+    async def _on_error(self, exc: Exception) -> None:
+        if self._connecting:
+            return  # reported once by the connection loop
+        text = f"{type(exc).__name__}: {exc}"
+        level = logging.DEBUG if text in self._logged else logging.WARNING
+        if len(self._logged) > 1000:
+            self._logged.clear()  # bounded memory; a long-lived error is then logged once more
+        self._logged.add(text)
+        _log.log(level, "NATS: %s", text)
+
+    # -- publishing -----------------------------------------------------------------------------
+
+    async def _wait_for_work(self) -> None:
+        assert self._wake is not None
+        with anyio.move_on_after(1.0):
+            await self._wake.wait()
+        self._wake = anyio.Event()
+
+    async def _has_stream(self, js: JetStreamContext) -> bool:
+        import nats.errors
+        import nats.js.errors
+
+        try:
+            name = await js.find_stream_name_by_subject(self.subjects.alerts)
+        except nats.js.errors.NotFoundError:
+            return False
+        except (nats.errors.Error, TimeoutError) as exc:
+            # No JetStream on the server (no responders) or no permission for its API.
+            _log.debug("no JetStream stream lookup for %s: %s", self.subjects.alerts, exc)
+            return False
+        _log.info("alerts go to JetStream stream %s (acknowledged, de-duplicated by id)", name)
+        return True
+
+    async def _publisher(self, nc: Client) -> None:
+        import nats.errors
+        import nats.js.errors
+
+        js = nc.jetstream(timeout=self.settings.publish_timeout)
+        checked = -math.inf
+        has_stream = False
+        while True:
+            batch = self.outbox.peek(_BATCH)
+            if not batch:
+                await self._wait_for_work()
+                continue
+            if not nc.is_connected:
+                await anyio.sleep(0.05)
+                continue
+            if self.settings.jetstream and time.monotonic() - checked > _STREAM_RECHECK:
+                has_stream = await self._has_stream(js)
+                checked = time.monotonic()
+            try:
+                await self._deliver(nc, js, batch, has_stream)
+            except nats.js.errors.NoStreamResponseError:
+                checked = -math.inf  # the stream went away: look again, then publish on core
+            except nats.js.errors.APIError as exc:
+                # The stream refuses (full with discard=new, sealed, ...): core publish for a while
+                # rather than holding every later alert behind this one.
+                _log.warning("JetStream refused an alert (%s); publishing alerts on core NATS", exc)
+                has_stream, checked = False, time.monotonic()
+            except (nats.errors.Error, TimeoutError) as exc:
+                await self._on_error(exc)
+                await anyio.sleep(min(1.0, self.settings.reconnect_wait))
+
+    async def _deliver(
+        self, nc: Client, js: JetStreamContext, batch: list[Message], has_stream: bool
+    ) -> None:
+        """Publish a batch in order; forget each message once the server confirmed it."""
+        import nats.errors
+
+        core: list[Message] = []
+        for message in batch:
+            headers = {"Nats-Msg-Id": message.msg_id} if message.msg_id else None
+            if message.kind == "alert" and has_stream:
+                if core:
+                    await self._flush(nc, core)
+                    core = []
+                await js.publish(message.subject, message.payload, headers=headers)
+                self.outbox.ack([message])
+                self.stats["published_jetstream"] += 1
+                continue
+            try:
+                await nc.publish(message.subject, message.payload, headers=headers)
+            except nats.errors.MaxPayloadError:
+                # It will never fit: drop it (counted) instead of blocking everything behind it.
+                _log.error(
+                    "dropping a %d-byte %s message: larger than the server's max_payload",
+                    len(message.payload),
+                    message.kind,
+                )
+                self.outbox.ack([message])
+                self.stats["rejected"] += 1
+                continue
+            core.append(message)
+        if core:
+            await self._flush(nc, core)
+
+    async def _flush(self, nc: Client, sent: list[Message]) -> None:
+        # A PING/PONG round trip: the server has processed everything published before it.
+        await nc.flush(timeout=math.ceil(self.settings.publish_timeout))
+        self.outbox.ack(sent)
+        self.stats["published"] += len(sent)
+
+    async def _heartbeat_loop(self, nc: Client) -> None:
+        import nats.errors
+
+        assert self.agent is not None
+        interval = self.settings.heartbeat_interval
+        while True:
+            if nc.is_connected:
+                doc = heartbeat_payload(self.agent, self.host, interval, self.bridge_stats())
+                try:
+                    await nc.publish(self.subjects.heartbeat, encode(doc))
+                    self.stats["heartbeats"] += 1
+                except nats.errors.Error as exc:
+                    # Heartbeats are not held: a stale one is worthless once the link is back.
+                    _log.debug("heartbeat not sent: %s", exc)
+            await anyio.sleep(interval)
+
+    # -- inventory ------------------------------------------------------------------------------
+
+    async def _collect_inventory(self) -> dict[str, Any]:
+        assert self._inventory is not None
+        doc = await anyio.to_thread.run_sync(self._inventory)
+        doc.setdefault("hash", inventory_hash(doc))
+        return doc
+
+    async def _inventory_loop(self) -> None:
+        while True:
+            try:
+                doc = await self._collect_inventory()
+            except Exception as exc:  # noqa: BLE001 - a broken reader must not stop the bridge
+                _log.warning("inventory failed: %s", exc)
+            else:
+                self._offer_inventory(doc)
+            await anyio.sleep(self.settings.inventory_interval)
+
+    def _offer_inventory(self, doc: dict[str, Any]) -> None:
+        """Queue the inventory when it changed, or when the forced interval passed."""
+        now = time.monotonic()
+        due = self._inventory_at is None or now - self._inventory_at >= self.settings.inventory_force_interval
+        if doc["hash"] == self.inventory_hash and not due:
+            return
+        self.outbox.put_latest(self.subjects.inventory, encode(doc), "inventory")
+        self.inventory_hash, self._inventory_at = doc["hash"], now
+        self._notify()
+
+    # -- control plane --------------------------------------------------------------------------
+
+    async def _control(self, msg: Msg) -> None:
+        op = msg.subject.rsplit(".", 1)[-1]
+        self.stats["control_requests"] += 1
+        try:
+            request = json.loads(msg.data) if msg.data.strip() else {}
+            if not isinstance(request, dict):
+                raise ValueError("expected a JSON object")
+        except ValueError as exc:
+            answer = reply(False, error=f"bad request: {exc}")
+        else:
+            _log.info("control request %s %s", op, json.dumps(request)[:200])
+            try:
+                answer = await self._dispatch(op, request)
+            except (ValueError, TypeError) as exc:
+                answer = reply(False, error=str(exc))
+            except Exception as exc:  # noqa: BLE001 - a request always gets an answer
+                _log.warning("control request %s failed: %s: %s", op, type(exc).__name__, exc)
+                answer = reply(False, error=f"{op} failed: {type(exc).__name__}: {exc}")
+        if not msg.reply:
+            return
+        import nats.errors
+
+        try:
+            await msg.respond(encode(answer))
+        except nats.errors.MaxPayloadError:
+            await msg.respond(encode(reply(False, error="reply larger than the server's max_payload")))
+
+    async def _dispatch(self, op: str, request: Mapping[str, Any]) -> dict[str, Any]:
+        if op == "status":
+            return self.status()
+        if op == "inventory":
+            if self._inventory is None:
+                return reply(False, error="no inventory source")
+            return reply(True, inventory=await self._collect_inventory())
+        if op == "silence":
+            return self._silence(request)
+        if op == "reload":
+            return self._reload()
+        return reply(False, error=f"unknown operation {op!r}; accepted: {', '.join(CONTROL_OPS)}")
+
+    def _reload(self) -> dict[str, Any]:
+        request_reload = getattr(self.agent, "request_reload", None)
+        if not callable(request_reload):
+            return reply(False, error="this agent cannot reload")
+        request_reload()
+        return reply(True, reloading=True)
+
+    def status(self) -> dict[str, Any]:
+        """Return the `control.status` reply: health, collectors, active alerts and silences."""
+        assert self.agent is not None
+        health = self.agent.health()
+        control = silence_control(self.agent.alerts)
+        return reply(
+            True,
+            host=self.host,
+            time=time.time(),
+            version=heartbeat_payload(self.agent, self.host, 0, {})["agent"],
+            health={"alive": health.alive, "ready": health.ready, "detail": health.detail},
+            last_tick=self.agent.pipeline.last_tick,
+            collectors=collector_health(self.agent.pipeline),
+            silences_supported=control is not None,
+            alerts=[a.to_dict() for a in control.active_alerts()] if control else None,
+            silences=control.silences() if control else None,
+            bridge=self.bridge_stats(),
+        )
+
+    def _silence(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        assert self.agent is not None
+        control = silence_control(self.agent.alerts)
+        if control is None:
+            return reply(False, error="silences not supported: the agent runs without the alert manager")
+        action = request.get("action", "add")
+        if action == "list":
+            return reply(True, silences=control.silences())
+        if action == "remove":
+            silence_id = request.get("id")
+            if not isinstance(silence_id, str) or not silence_id:
+                raise ValueError('remove needs "id": the silence id')
+            existed = control.remove_silence(silence_id)
+            return reply(existed, id=silence_id, **({} if existed else {"error": "no such silence"}))
+        if action != "add":
+            raise ValueError(f"unknown action {action!r}; accepted: add, remove, list")
+        matchers = request.get("matchers")
+        if not isinstance(matchers, dict) or not matchers:
+            raise ValueError('add needs "matchers": an object of field or label -> value')
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in matchers.items()):
+            raise ValueError("matchers map strings to strings")
+        duration = request.get("duration")
+        if not isinstance(duration, int | float) or not 0 < duration <= _MAX_SILENCE:
+            raise ValueError(f'add needs "duration": seconds, more than 0 and at most {_MAX_SILENCE:.0f}')
+        silence_id = control.add_silence(
+            matchers,
+            float(duration),
+            comment=str(request.get("comment", "")),
+            created_by=str(request.get("created_by", "nats")),
+        )
+        return reply(True, id=silence_id)
