@@ -102,7 +102,7 @@ def test_subjects_and_payloads(nats_server: NatsServer, make_settings: Callable[
         beat = inbox.on(".heartbeat")[-1]
         assert beat["host"] == "node-1.example.com"
         assert beat["interval"] == 0.2
-        assert set(beat["collectors"]) == {"cpu", "memory"}
+        assert set(beat["collectors"]) == set(agent.pipeline.collectors)
         assert all(c["status"] == "ok" for c in beat["collectors"].values())
         assert beat["last_tick"] == agent.pipeline.last_tick
         inventory = inbox.on(".inventory")[0]
@@ -323,7 +323,7 @@ def test_control_plane_round_trips(nats_server: NatsServer, make_settings: Calla
             validate(status, "control-status")
             assert status["ok"] is True
             assert status["health"]["ready"] is True
-            assert set(status["collectors"]) == {"cpu", "memory"}
+            assert set(status["collectors"]) == set(agent.pipeline.collectors)
             assert [a["id"] for a in status["alerts"]] == ["alert-7"]
             assert status["silences_supported"] is True
 
@@ -396,8 +396,10 @@ def test_control_plane_round_trips(nats_server: NatsServer, make_settings: Calla
 def test_silence_without_alert_manager_says_so(
     nats_server: NatsServer, make_settings: Callable[..., Settings]
 ) -> None:
-    settings = make_settings(hostname="node-1", nats={"url": nats_server.url, **FAST})
-    agent = Agent(settings)  # the plain log sink: no silences, no channels
+    settings = make_settings(
+        hostname="node-1", nats={"url": nats_server.url, **FAST}, alerts={"enabled": False}
+    )
+    agent = Agent(settings)  # alerts off: the plain log sink, no silences, no channels
     bridge = nats_service(agent)
     assert bridge is not None
 

@@ -1,0 +1,112 @@
+"""The NATS bridge with the real alert manager: findings reach `sysops.{host}.alerts`, and a
+silence set over the control plane suppresses the matching alert and nothing else."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import nats
+import pytest
+
+from otel_sysops.agent import Agent
+from otel_sysops.alerts import AlertManager, Finding, Severity
+from otel_sysops.alerts._build import alert_service
+from otel_sysops.bridge import NatsBridge, nats_service
+from otel_sysops.settings import Settings
+from tests.bridge.conftest import NatsServer
+from tests.bridge.support import run, validate, wait_until
+from tests.bridge.test_nats import FAST, Inbox, _request
+
+pytestmark = pytest.mark.slow
+
+
+def finding(rule: str, severity: Severity | None, value: float = 1.0) -> Finding:
+    return Finding(
+        rule=rule,
+        metric="sysops.test",
+        attributes={"k": rule},
+        severity=severity,
+        message=f"{rule} is {value}",
+        value=value,
+        threshold=0.9,
+    )
+
+
+def test_findings_reach_nats_and_a_nats_silence_suppresses_only_its_match(
+    nats_server: NatsServer, make_settings: Callable[..., Settings]
+) -> None:
+    overrides: dict[str, Any] = {
+        "hostname": "node-9",
+        "interval": 0.2,
+        "prometheus": {"enabled": False},
+        "alerts": {"group_window": 0.05},
+        "nats": {"url": nats_server.url, **FAST},
+    }
+    agent = Agent(
+        make_settings(**overrides), None, overrides, service_factories=[alert_service, nats_service]
+    )
+    manager = agent.alerts
+    assert isinstance(manager, AlertManager)
+
+    alerts: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        nc = await nats.connect(nats_server.url)
+        inbox = Inbox()
+        await nc.subscribe("sysops.node-9.alerts", cb=inbox.cb)
+
+        def received() -> list[dict[str, Any]]:
+            return [json.loads(m.data) for m in inbox.messages]
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(agent.run)
+            await wait_until(lambda: len(agent.services) == 2)
+            bridge = agent.services[1]
+            assert isinstance(bridge, NatsBridge)
+            await wait_until(lambda: bridge.connected)
+
+            manager.submit(finding("test.cpu", Severity.CRITICAL, 0.97))
+            await wait_until(lambda: any(a["rule"] == "test.cpu" for a in received()))
+
+            answer = json.loads(
+                (
+                    await _request(
+                        nc,
+                        "sysops.node-9.control.silence",
+                        {"matchers": {"rule": "test.disk"}, "duration": 60, "comment": "maintenance"},
+                    )
+                ).data
+            )
+            assert answer["ok"] is True, answer
+            manager.submit(finding("test.disk", Severity.WARNING))
+            manager.submit(finding("test.mem", Severity.WARNING))
+            await wait_until(lambda: any(a["rule"] == "test.mem" for a in received()))
+            manager.submit(finding("test.cpu", None))
+            await wait_until(
+                lambda: any(a["rule"] == "test.cpu" and a["state"] == "resolved" for a in received())
+            )
+
+            status = json.loads((await _request(nc, "sysops.node-9.control.status", b"")).data)
+            validate(status, "control-status")
+            assert sorted(a["rule"] for a in status["alerts"]) == ["test.disk", "test.mem"]
+            assert [s["matchers"] for s in manager.silences()] == [{"rule": "test.disk"}]
+            tg.cancel_scope.cancel()
+        await nc.close()
+        alerts.extend(received())
+
+    run(main)
+    for payload in alerts:
+        validate(payload, "alert")
+    rules = [(a["rule"], a["state"]) for a in alerts]
+    assert ("test.cpu", "firing") in rules
+    assert ("test.cpu", "resolved") in rules
+    assert ("test.mem", "firing") in rules
+    assert not [r for r in rules if r[0] == "test.disk"]  # silenced over NATS
+    fired = next(a for a in alerts if a["rule"] == "test.cpu" and a["state"] == "firing")
+    resolved = next(a for a in alerts if a["rule"] == "test.cpu" and a["state"] == "resolved")
+    assert fired["id"] == resolved["id"]
+    assert fired["host"] == "node-9"
+    assert fired["severity"] == "critical"
