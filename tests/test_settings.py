@@ -118,3 +118,16 @@ def test_cli_set_overrides_and_rejects_malformed_pairs() -> None:
         "otel-sysops: configuration error: --set 'prometheus.port': expected KEY=VALUE, "
         "e.g. prometheus.port=9500"
     )
+
+
+def test_a_setting_can_come_from_a_file_named_by_its_file_variable(tmp_path: Path) -> None:
+    secret = tmp_path / "host"
+    secret.write_text("db-7\n")
+    assert load_settings(None, None, environ={"SYSOPS_HOSTNAME_FILE": str(secret)}).hostname == "db-7"
+    # The variable itself wins over its file.
+    both = {"SYSOPS_HOSTNAME_FILE": str(secret), "SYSOPS_HOSTNAME": "env-wins"}
+    assert load_settings(None, None, environ=both).hostname == "env-wins"
+    with pytest.raises(ConfigError, match=r"^SYSOPS_HOSTNAME_FILE: cannot read .*/missing \(No such file"):
+        load_settings(None, None, environ={"SYSOPS_HOSTNAME_FILE": str(tmp_path / "missing")})
+    with pytest.raises(ConfigError, match=r"^SYSOPS_NOSUCH_FILE: unknown setting"):
+        load_settings(None, None, environ={"SYSOPS_NOSUCH_FILE": str(secret)})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -231,11 +232,12 @@ def load_settings(
     if config is None and env.get(CONFIG_ENV):
         config = Path(env[CONFIG_ENV])
     _check_unknown_env(env)
+    resolved = _read_secret_files(env)
     data = _read_toml(config) if config is not None else {}
     _FILE_DATA.set(data)
     try:
-        if environ is not None and environ is not os.environ:
-            return _build_with_environ(environ, dict(overrides or {}))
+        if resolved is not os.environ:
+            return _build_with_environ(resolved, dict(overrides or {}))
         return Settings(**dict(overrides or {}))
     except ValidationError as exc:
         raise ConfigError(_format_error(exc, config, env)) from exc
@@ -243,8 +245,41 @@ def load_settings(
         _FILE_DATA.set({})
 
 
+def _read_secret_files(environ: Mapping[str, str]) -> Mapping[str, str]:
+    """Replace each SYSOPS_<KEY>_FILE naming a setting with SYSOPS_<KEY> read from that file.
+
+    The convention of Docker and Kubernetes secrets: the value lives in a mounted file, not in the
+    environment. A trailing newline is dropped. Settings with their own `*_file` field (alert
+    channels, the NATS seed) are fields like any other and never reach this path.
+    """
+    known = set(_env_names(Settings, ENV_PREFIX))
+    out: dict[str, str] | None = None
+    for key, value in environ.items():
+        upper = key.upper()
+        target = upper.removesuffix("_FILE")
+        if not upper.startswith(ENV_PREFIX) or upper in known or target == upper or target not in known:
+            continue
+        try:
+            secret = Path(value).read_text(encoding="utf-8").removesuffix("\n")
+        except OSError as exc:
+            raise ConfigError(f"{key}: cannot read {value} ({exc.strerror})") from exc
+        out = dict(environ) if out is None else out
+        out.pop(key)
+        out.setdefault(target, secret)
+    return environ if out is None else out
+
+
+# Building against another environment swaps os.environ for a moment: one build at a time.
+_ENVIRON_LOCK = threading.Lock()
+
+
 def _build_with_environ(environ: Mapping[str, str], overrides: dict[str, Any]) -> Settings:
-    """Build settings against an explicit environment (tests, reload checks)."""
+    """Build settings against an explicit environment (tests, reload checks, secret files)."""
+    with _ENVIRON_LOCK:
+        return _build_swapped(environ, overrides)
+
+
+def _build_swapped(environ: Mapping[str, str], overrides: dict[str, Any]) -> Settings:
     saved = dict(os.environ)
     try:
         os.environ.clear()
