@@ -67,7 +67,9 @@ def read_series(path: Path) -> Series:
                 if lineno == 1 and row[0].strip().lower() == "timestamp":
                     continue
                 if len(row) < 2:
-                    raise ReplayInputError(f"{path}:{lineno}: expected timestamp,value, got {','.join(row)!r}")
+                    raise ReplayInputError(
+                        f"{path}:{lineno}: expected timestamp,value, got {','.join(row)!r}"
+                    )
                 try:
                     ts = parse_timestamp(row[0])
                 except ValueError:
