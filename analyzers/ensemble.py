@@ -172,7 +172,8 @@ def _range_score(
         excess = np.where(up, x - hi, np.where(down, lo - x, 0.0)) / scale
         since = np.where(up, seen - rng.last_up, np.where(down, seen - rng.last_down, 0)).astype(np.float64)
     far = 1.0 - np.exp(-np.minimum(excess, 50.0) / params.excess)
-    rare = np.minimum(since / params.quiet, 1.0)
+    # A break far outside the range is rare however recently the range was nudged.
+    rare = np.minimum(since / params.quiet + excess / 4.0, 1.0)
     score = np.where(up | down, far * rare, 0.0)
     rng.last_up[up] = seen[up]
     rng.last_down[down] = seen[down]
@@ -194,8 +195,15 @@ def _close_blocks(params: EnsembleParams, rng: _Range, full: NDArray[np.bool_], 
 def ensemble_step(params: EnsembleParams, state: EnsembleState, x: F64, hour: I64 | None = None) -> F64:
     """Fold one sample per series into `state`; return each series' anomaly score in [0, 1].
 
-    NaN or infinite samples are gaps: they score 0 and change nothing.
+    NaN or infinite samples are gaps: they score 0 and change nothing. Values near the float limit
+    may overflow intermediate ranges to inf; such rows score by comparison only, never NaN.
     """
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        score = _step(params, state, x, hour)
+    return np.clip(np.nan_to_num(score, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+
+
+def _step(params: EnsembleParams, state: EnsembleState, x: F64, hour: I64 | None) -> F64:
     x = np.asarray(x, dtype=np.float64)
     valid = np.isfinite(x)
     x = np.where(valid, x, 0.0)
@@ -217,7 +225,7 @@ def ensemble_step(params: EnsembleParams, state: EnsembleState, x: F64, hour: I6
     state.recent[rows, slot[rows]] = x[rows]
     filled = seen + 1 >= params.mean_rows
     with np.errstate(invalid="ignore"):
-        mean = np.where(filled, np.mean(np.where(filled[:, None], state.recent, 0.0), axis=1), np.nan)
+        mean = np.where(filled, np.sum(np.where(filled[:, None], state.recent, 0.0) / params.mean_rows, axis=1), np.nan)
     shift, _ = _range_score(params, state.shift, mean, valid & filled, seen)
 
     # Stuck: identical repeats of a value in a series whose horizon range is not zero.
@@ -235,7 +243,7 @@ def ensemble_step(params: EnsembleParams, state: EnsembleState, x: F64, hour: I6
     _close_blocks(params, state.level, full, block_slot)
     _close_blocks(params, state.shift, full, block_slot)
     state.seen = seen + valid
-    return np.clip(score, 0.0, 1.0)
+    return score
 
 
 SCORE_METRIC = "sysops.anomaly.score"
