@@ -60,6 +60,10 @@ def ewma_step(params: EwmaParams, state: EwmaState, x: F64) -> tuple[F64, F64, F
     scale = np.maximum(sd, 1e-9 * np.maximum(np.abs(mean), 1.0))
     dev = np.where(valid & (state.count >= params.warmup), (xv - mean) / (params.width * scale), 0.0)
     diff = xv - mean
+    # Winsorise what an outlier folds in (to the band's edge), so one excursion does not widen the
+    # band at once and hide its own continuation; a lasting change still moves the band in.
+    limit = np.where(state.count >= params.warmup, params.width * scale, np.inf)
+    diff = np.clip(diff, -limit, limit)
     incr = params.alpha * diff
     new_mean = mean + incr
     new_var = (1.0 - params.alpha) * (state.var + diff * incr)

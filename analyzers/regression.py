@@ -47,8 +47,8 @@ def fit_lines(timestamps: F64, values: F64) -> Fit:
         r2 = np.where(good & (syy > 0), sty * sty / np.where((stt > 0) & (syy > 0), stt * syy, 1.0), 0.0)
         r2 = np.where(good, np.clip(r2, 0.0, 1.0), np.nan)
         level = np.where(good, my + slope * (0.0 - mt), np.nan)
-        tmin = np.where(ok, t[None, :], np.inf).min(axis=1)
-        tmax = np.where(ok, t[None, :], -np.inf).max(axis=1)
+        tmin = np.where(ok, t[None, :], np.inf).min(axis=1, initial=np.inf)
+        tmax = np.where(ok, t[None, :], -np.inf).max(axis=1, initial=-np.inf)
         span = np.where(n >= 1, tmax - tmin, 0.0)
     return Fit(slope, level, r2, n, span)
 
