@@ -14,6 +14,7 @@ from opentelemetry.semconv._incubating.attributes.process_attributes import (
 from otel_sysops.alerts import Finding, Severity
 from otel_sysops.plugin import Analyzer, AnalyzerContext
 from otel_sysops.settings._analyzers import LeakRule
+from otel_sysops.store import AttrKey
 
 from ._common import Transitions, describe_series, fmt_duration, fmt_value, keys_of, matches
 from .defaults import DEFAULT_LEAKS, merged
@@ -62,28 +63,46 @@ class LeakAnalyzer(Analyzer):
         self.cfg = ctx.settings.analyzers.leak
         self.rules = merged(DEFAULT_LEAKS, self.cfg.rules)
         self.transitions = Transitions("leak")
+        self._plans: dict[str, tuple[list[AttrKey], list[LeakRule | None], NDArray[np.intp]]] = {}
+        self._mins: dict[str, F64] = {}
+
+    def _plan(
+        self, metric: str, keys: list[AttrKey], attributes: list[dict[str, str]]
+    ) -> tuple[list[LeakRule | None], NDArray[np.intp]]:
+        """Return each series' rule and the rows under one; recomputed only when the series change."""
+        cached = self._plans.get(metric)
+        if cached is not None and cached[0] == keys:
+            return cached[1], cached[2]
+        rules = [r for r in self.rules if r.metric == metric]
+        chosen: list[LeakRule | None] = []
+        for attrs in attributes:
+            fitting = [r for r in rules if matches(r.match, attrs)]
+            chosen.append(max(fitting, key=lambda r: len(r.match)) if fitting else None)
+        rows = np.asarray([i for i, r in enumerate(chosen) if r is not None], dtype=np.intp)
+        self._plans[metric] = (keys, chosen, rows)
+        self._mins[metric] = np.asarray([r.min_increase for r in chosen if r is not None], dtype=np.float64)
+        return chosen, rows
 
     def analyze(self, now: float) -> Iterable[Finding]:
         if not self.cfg.enabled:
             return []
         findings: list[Finding] = []
         for metric in sorted({r.metric for r in self.rules}):
-            rules = [r for r in self.rules if r.metric == metric]
             matrix = self.ctx.store.matrix(metric)
             keys = keys_of(matrix.attributes)
             findings.extend(self.transitions.vanished(metric, keys, now))
-            chosen: list[LeakRule | None] = []
-            for attrs in matrix.attributes:
-                fitting = [r for r in rules if matches(r.match, attrs)]
-                chosen.append(max(fitting, key=lambda r: len(r.match)) if fitting else None)
-            rows = [i for i, r in enumerate(chosen) if r is not None]
-            if not rows or matrix.values.shape[1] < 2:
+            chosen, rows = self._plan(metric, keys, matrix.attributes)
+            if not rows.size or matrix.values.shape[1] < 2:
                 continue
-            fit = fit_lines(matrix.timestamps, matrix.values[rows])
-            mins = np.asarray([r.min_increase for r in (chosen[i] for i in rows) if r is not None])
-            firing = np.asarray([self.transitions.is_firing(metric, keys[i]) for i in rows], dtype=bool)
+            values = matrix.values if rows.size == len(keys) else matrix.values[rows]
+            fit = fit_lines(matrix.timestamps, values)
+            mins = self._mins[metric]
+            firing = np.zeros(rows.size, dtype=bool)
+            if self.transitions.firing:
+                firing = np.asarray([self.transitions.is_firing(metric, keys[i]) for i in rows], dtype=bool)
             leak = leaking(fit, self.cfg.min_duration, self.cfg.min_r2, self.cfg.min_growth, mins, firing)
-            for j, i in enumerate(rows):
+            for j in np.nonzero(leak | firing)[0]:
+                i = int(rows[j])
                 rule = chosen[i]
                 assert rule is not None
                 attrs = matrix.attributes[i]

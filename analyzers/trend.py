@@ -80,6 +80,7 @@ class TrendAnalyzer(Analyzer):
         self.transitions = Transitions("trend")
         self._lock = threading.Lock()
         self._export: list[tuple[float, dict[str, str]]] = []
+        self._plans: dict[str, tuple[list[AttrKey], NDArray[np.intp], F64]] = {}
 
     def register(self, meter: Meter, churn: ChurningMeter) -> None:
         churn.create_observable_gauge(
@@ -87,6 +88,53 @@ class TrendAnalyzer(Analyzer):
         )
 
     def _observe(self, _: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            export = list(self._export)
+        for value, attrs in export:
+            yield Observation(value, attrs)
+
+    def analyze(self, now: float) -> Iterable[Finding]:
+        if not self.cfg.enabled:
+            return []
+        findings: list[Finding] = []
+        export: list[tuple[float, dict[str, str]]] = []
+        for metric in sorted({r.metric for r in self.rules}):
+            matrix = self.ctx.store.matrix(metric)
+            keys = keys_of(matrix.attributes)
+            findings.extend(self.transitions.vanished(metric, keys, now))
+            rows, limits = self._plan(metric, keys, matrix.attributes)
+            if not rows.size or matrix.values.shape[1] < 2:
+                continue
+            values = matrix.values if rows.size == len(keys) else matrix.values[rows]
+            fit = fit_lines(matrix.timestamps, values)
+            eta = time_to_reach(fit, limits)
+            firing = np.zeros(rows.size, dtype=bool)
+            if self.transitions.firing:
+                firing = np.asarray([self.transitions.is_firing(metric, keys[i]) for i in rows], dtype=bool)
+            levels = forecast_levels(
+                eta,
+                fit.r2,
+                fit.span,
+                firing,
+                self.cfg.warning,
+                self.cfg.critical,
+                self.cfg.min_r2,
+                self.cfg.min_span,
+            )
+            with np.errstate(invalid="ignore"):
+                good = np.isfinite(eta) & (fit.r2 >= self.cfg.min_r2) & (fit.span >= self.cfg.min_span)
+            for j in np.nonzero(good | (levels > 0))[0]:
+                attrs = matrix.attributes[rows[j]]
+                export.append((float(eta[j]), {**attrs, METRIC_ATTRIBUTE: metric}))
+            changed = np.nonzero((levels > 0) | firing)[0]
+            sizes = self._limits(metric, matrix.attributes, [int(rows[j]) for j in changed])
+            for j, size in zip(changed, sizes, strict=True):
+                i = int(rows[j])
+                found = self._finding(
+                    metric, keys[i], matrix.attributes[i], int(levels[j]), fit, int(j), float(eta[j]), size, now
+                )
+                if found is not None:
+                    findings.append(found)
         with self._lock:
             export = list(self._export)
         for value, attrs in export:
@@ -135,6 +183,20 @@ class TrendAnalyzer(Analyzer):
         with self._lock:
             self._export = export
         return findings
+
+    def _plan(
+        self, metric: str, keys: list[AttrKey], attributes: list[dict[str, str]]
+    ) -> tuple[NDArray[np.intp], F64]:
+        """Return the rows under a rule and their limits; recomputed only when the series change."""
+        cached = self._plans.get(metric)
+        if cached is not None and cached[0] == keys:
+            return cached[1], cached[2]
+        rules = [r for r in self.rules if r.metric == metric]
+        chosen = [self._rule(rules, a) for a in attributes]
+        rows = np.asarray([i for i, r in enumerate(chosen) if r is not None], dtype=np.intp)
+        limits = np.asarray([r.limit for r in chosen if r is not None], dtype=np.float64)
+        self._plans[metric] = (keys, rows, limits)
+        return rows, limits
 
     @staticmethod
     def _rule(rules: list[TrendRule], attrs: Mapping[str, str]) -> TrendRule | None:
