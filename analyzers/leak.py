@@ -60,6 +60,7 @@ class LeakAnalyzer(Analyzer):
 
     def __init__(self, ctx: AnalyzerContext) -> None:
         super().__init__(ctx)
+        self._last_fit = -np.inf
         self.cfg = ctx.settings.analyzers.leak
         self.rules = merged(DEFAULT_LEAKS, self.cfg.rules)
         self.transitions = Transitions("leak")
@@ -84,8 +85,9 @@ class LeakAnalyzer(Analyzer):
         return chosen, rows
 
     def analyze(self, now: float) -> Iterable[Finding]:
-        if not self.cfg.enabled:
+        if not self.cfg.enabled or now - self._last_fit < self.cfg.every:
             return []
+        self._last_fit = now
         findings: list[Finding] = []
         for metric in sorted({r.metric for r in self.rules}):
             matrix = self.ctx.store.matrix(metric)

@@ -75,6 +75,7 @@ class TrendAnalyzer(Analyzer):
 
     def __init__(self, ctx: AnalyzerContext) -> None:
         super().__init__(ctx)
+        self._last_fit = -np.inf
         self.cfg = ctx.settings.analyzers.trend
         self.rules = merged(DEFAULT_TRENDS, self.cfg.rules)
         self.transitions = Transitions("trend")
@@ -94,8 +95,9 @@ class TrendAnalyzer(Analyzer):
             yield Observation(value, attrs)
 
     def analyze(self, now: float) -> Iterable[Finding]:
-        if not self.cfg.enabled:
+        if not self.cfg.enabled or now - self._last_fit < self.cfg.every:
             return []
+        self._last_fit = now
         findings: list[Finding] = []
         export: list[tuple[float, dict[str, str]]] = []
         for metric in sorted({r.metric for r in self.rules}):
@@ -132,51 +134,6 @@ class TrendAnalyzer(Analyzer):
                 i = int(rows[j])
                 found = self._finding(
                     metric, keys[i], matrix.attributes[i], int(levels[j]), fit, int(j), float(eta[j]), size, now
-                )
-                if found is not None:
-                    findings.append(found)
-        with self._lock:
-            export = list(self._export)
-        for value, attrs in export:
-            yield Observation(value, attrs)
-
-    def analyze(self, now: float) -> Iterable[Finding]:
-        if not self.cfg.enabled:
-            return []
-        findings: list[Finding] = []
-        export: list[tuple[float, dict[str, str]]] = []
-        for metric in sorted({r.metric for r in self.rules}):
-            rules = [r for r in self.rules if r.metric == metric]
-            matrix = self.ctx.store.matrix(metric)
-            keys = keys_of(matrix.attributes)
-            findings.extend(self.transitions.vanished(metric, keys, now))
-            chosen = [self._rule(rules, a) for a in matrix.attributes]
-            rows = [i for i, r in enumerate(chosen) if r is not None]
-            if not rows or matrix.values.shape[1] < 2:
-                continue
-            fit = fit_lines(matrix.timestamps, matrix.values[rows])
-            limits = np.asarray([chosen[i].limit for i in rows if chosen[i] is not None])
-            eta = time_to_reach(fit, limits)
-            firing = np.asarray([self.transitions.is_firing(metric, keys[i]) for i in rows], dtype=bool)
-            levels = forecast_levels(
-                eta,
-                fit.r2,
-                fit.span,
-                firing,
-                self.cfg.warning,
-                self.cfg.critical,
-                self.cfg.min_r2,
-                self.cfg.min_span,
-            )
-            limit_bytes = self._limits(metric, matrix.attributes, rows)
-            for j, i in enumerate(rows):
-                attrs = matrix.attributes[i]
-                if levels[j] or (
-                    np.isfinite(eta[j]) and fit.r2[j] >= self.cfg.min_r2 and fit.span[j] >= self.cfg.min_span
-                ):
-                    export.append((float(eta[j]), {**attrs, METRIC_ATTRIBUTE: metric}))
-                found = self._finding(
-                    metric, keys[i], attrs, int(levels[j]), fit, j, float(eta[j]), limit_bytes[j], now
                 )
                 if found is not None:
                     findings.append(found)

@@ -97,6 +97,8 @@ class TrendSettings(Section):
     min_r2: float = Field(0.8, ge=0, le=1)
     # Seconds of data the fit must span before it forecasts anything.
     min_span: float = Field(900.0, gt=0)
+    # Seconds between refits: a forecast over an hour of data moves little in one tick.
+    every: float = Field(60.0, ge=0)
     rules: list[TrendRule] = []
 
     @model_validator(mode="after")
@@ -114,6 +116,8 @@ class LeakSettings(Section):
     min_r2: float = Field(0.9, ge=0, le=1)
     # Growth over the span relative to its start that counts as a leak (0.1 = 10 %).
     min_growth: float = Field(0.1, ge=0)
+    # Seconds between refits (growth over 30 minutes moves little in one tick).
+    every: float = Field(60.0, ge=0)
     rules: list[LeakRule] = []
 
 
