@@ -95,6 +95,8 @@ R = TypeVar("R", ThresholdRule, TrendRule, LeakRule)
 def merged(defaults: tuple[R, ...], user: list[R], use_defaults: bool = True) -> list[R]:
     """Return the defaults with user rules replacing those of the same metric and matcher, then the rest."""
     rules: dict[tuple[str, tuple[tuple[str, str], ...]], R] = {}
-    for rule in (*(defaults if use_defaults else ()), *user):
-        rules[(rule.metric, tuple(sorted(rule.match.items())))] = rule
+    chain: list[R] = list(defaults) if use_defaults else []
+    chain.extend(user)
+    for item in chain:
+        rules[(item.metric, tuple(sorted(item.match.items())))] = item
     return [r for r in rules.values() if r.enabled]

@@ -225,7 +225,9 @@ def _step(params: EnsembleParams, state: EnsembleState, x: F64, hour: I64 | None
     state.recent[rows, slot[rows]] = x[rows]
     filled = seen + 1 >= params.mean_rows
     with np.errstate(invalid="ignore"):
-        mean = np.where(filled, np.sum(np.where(filled[:, None], state.recent, 0.0) / params.mean_rows, axis=1), np.nan)
+        mean = np.where(
+            filled, np.sum(np.where(filled[:, None], state.recent, 0.0) / params.mean_rows, axis=1), np.nan
+        )
     shift, _ = _range_score(params, state.shift, mean, valid & filled, seen)
 
     # Stuck: identical repeats of a value in a series whose horizon range is not zero.
@@ -259,6 +261,7 @@ class _Tracked:
     attributes: list[dict[str, str]]
     scores: F64
     last_high: F64
+    values: F64
 
 
 class AnomalyAnalyzer(Analyzer):
@@ -309,49 +312,66 @@ class AnomalyAnalyzer(Analyzer):
             findings.extend(self.transitions.vanished(metric, [], now))
             del self._tracked[metric]
         for metric in watched:
-            matrix = self.ctx.store.matrix(metric, 1)
-            if matrix.values.shape[1] == 0:
-                continue
-            keys = keys_of(matrix.attributes)
-            tracked = self._tracked.get(metric)
-            if tracked is None:
-                tracked = self._tracked[metric] = _Tracked(
-                    SeriesIndex(), EnsembleState.empty(0, self.params), [], [], np.zeros(0), np.zeros(0)
-                )
-            moved = tracked.index.align(keys)
-            if moved is not None:
-                idx, fresh = moved
-                if tracked.state.seen.size == 0:
-                    tracked.state = EnsembleState.empty(len(keys), self.params)
-                    tracked.last_high = np.full(len(keys), -np.inf)
-                else:
-                    tracked.state = tracked.state.take(idx, fresh)
-                    tracked.last_high = np.where(fresh, -np.inf, tracked.last_high[idx])
-                tracked.keys, tracked.attributes = keys, matrix.attributes
-            x = matrix.values[:, -1]
-            hours = np.full(len(keys), hour_now, dtype=np.int64)
-            scores = ensemble_step(self.params, tracked.state, x, hours)
-            tracked.scores = scores
-            export.append((metric, tracked.attributes, scores))
-            high = scores >= self.cfg.alert_score
-            tracked.last_high = np.where(high, now, tracked.last_high)
-            findings.extend(self.transitions.vanished(metric, keys, now))
-            for i in np.nonzero(high)[0]:
-                what = describe_series(metric, matrix.attributes[i])
-                msg = (
-                    f"{what} = {fmt_value(float(x[i]), 'number')} is unusual "
-                    f"(anomaly score {scores[i]:.2f}): it left the range it held for hours or stopped moving"
-                )
-                found = self.transitions.update(metric, keys[i], Severity.INFO, msg, float(x[i]), None, now)
-                if found is not None:
-                    findings.append(found)
-            for metric_key in [k for m, k in self.transitions.firing if m == metric]:
-                i = keys.index(metric_key)
-                if now - tracked.last_high[i] >= self.CLEAR_AFTER:
-                    msg = f"{describe_series(metric, dict(metric_key))}: back to usual"
-                    found = self.transitions.update(metric, metric_key, None, msg, float(x[i]), None, now)
-                    if found is not None:
-                        findings.append(found)
+            tracked = self._step(metric, hour_now)
+            if tracked is not None:
+                export.append((metric, tracked.attributes, tracked.scores))
+                findings.extend(self._findings(metric, tracked, now))
         with self._lock:
             self._export = export
+        return findings
+
+    def _step(self, metric: str, hour_now: int) -> _Tracked | None:
+        """Fold the latest sample of every series of `metric` into its state; None when it has none."""
+        matrix = self.ctx.store.matrix(metric, 1)
+        if matrix.values.shape[1] == 0:
+            return None
+        keys = keys_of(matrix.attributes)
+        tracked = self._tracked.get(metric)
+        if tracked is None:
+            tracked = self._tracked[metric] = _Tracked(
+                SeriesIndex(),
+                EnsembleState.empty(0, self.params),
+                [],
+                [],
+                np.zeros(0),
+                np.zeros(0),
+                np.zeros(0),
+            )
+        moved = tracked.index.align(keys)
+        if moved is not None:
+            idx, fresh = moved
+            if tracked.state.seen.size == 0:
+                tracked.state = EnsembleState.empty(len(keys), self.params)
+                tracked.last_high = np.full(len(keys), -np.inf)
+            else:
+                tracked.state = tracked.state.take(idx, fresh)
+                tracked.last_high = np.where(fresh, -np.inf, tracked.last_high[idx])
+            tracked.keys, tracked.attributes = keys, matrix.attributes
+        tracked.values = matrix.values[:, -1]
+        hours = np.full(len(keys), hour_now, dtype=np.int64)
+        tracked.scores = ensemble_step(self.params, tracked.state, tracked.values, hours)
+        return tracked
+
+    def _findings(self, metric: str, tracked: _Tracked, now: float) -> list[Finding]:
+        """Fire on scores at or above `alert_score`; clear after CLEAR_AFTER seconds without one."""
+        findings = list(self.transitions.vanished(metric, tracked.keys, now))
+        x, scores, keys = tracked.values, tracked.scores, tracked.keys
+        high = scores >= self.cfg.alert_score
+        tracked.last_high = np.where(high, now, tracked.last_high)
+        for i in np.nonzero(high)[0]:
+            what = describe_series(metric, tracked.attributes[i])
+            msg = (
+                f"{what} = {fmt_value(float(x[i]), 'number')} is unusual "
+                f"(anomaly score {scores[i]:.2f}): it left the range it held for hours or stopped moving"
+            )
+            found = self.transitions.update(metric, keys[i], Severity.INFO, msg, float(x[i]), None, now)
+            if found is not None:
+                findings.append(found)
+        for metric_key in [k for m, k in self.transitions.firing if m == metric]:
+            row = keys.index(metric_key)
+            if now - tracked.last_high[row] >= self.CLEAR_AFTER:
+                msg = f"{describe_series(metric, dict(metric_key))}: back to usual"
+                found = self.transitions.update(metric, metric_key, None, msg, float(x[row]), None, now)
+                if found is not None:
+                    findings.append(found)
         return findings

@@ -16,7 +16,7 @@ from otel_sysops.plugin import Analyzer, AnalyzerContext
 from otel_sysops.settings._analyzers import LeakRule
 from otel_sysops.store import AttrKey
 
-from ._common import Transitions, describe_series, fmt_duration, fmt_value, keys_of, matches
+from ._common import Transitions, fmt_duration, fmt_value, keys_of, matches
 from .defaults import DEFAULT_LEAKS, merged
 from .regression import Fit, fit_lines
 
@@ -112,7 +112,7 @@ class LeakAnalyzer(Analyzer):
                 if leak[j]:
                     grew = float(fit.slope[j] * fit.span[j])
                     msg = (
-                        f"{_process(attrs)}: {describe_series(metric, {})} grew {fmt_value(grew, rule.display)} "
+                        f"{_process(attrs)}: {metric} grew {fmt_value(grew, rule.display)} "
                         f"in {fmt_duration(float(fit.span[j]))} "
                         f"({fmt_value(float(fit.slope[j]) * 3600, rule.display)}/h, R² {fit.r2[j]:.2f}), "
                         f"now {fmt_value(value, rule.display)}: a leak?"

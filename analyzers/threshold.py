@@ -136,9 +136,12 @@ class ThresholdAnalyzer(Analyzer):
         for attrs in attributes:
             best: ThresholdRule | None = None
             for rule in self.rules:
-                if rule.metric == metric and matches(rule.match, attrs):
-                    if best is None or len(rule.match) >= len(best.match):
-                        best = rule
+                if (
+                    rule.metric == metric
+                    and matches(rule.match, attrs)
+                    and (best is None or len(rule.match) >= len(best.match))
+                ):
+                    best = rule
             chosen.append(best)
         params = [
             ThresholdParams(

@@ -133,7 +133,15 @@ class TrendAnalyzer(Analyzer):
             for j, size in zip(changed, sizes, strict=True):
                 i = int(rows[j])
                 found = self._finding(
-                    metric, keys[i], matrix.attributes[i], int(levels[j]), fit, int(j), float(eta[j]), size, now
+                    metric,
+                    keys[i],
+                    matrix.attributes[i],
+                    int(levels[j]),
+                    fit,
+                    int(j),
+                    float(eta[j]),
+                    size,
+                    now,
                 )
                 if found is not None:
                     findings.append(found)

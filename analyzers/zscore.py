@@ -111,7 +111,10 @@ class ZScoreAnalyzer(Analyzer):
                 what = describe_series(metric, matrix.attributes[i])
                 x = float(matrix.values[i, -1])
                 if out[i]:
-                    msg = f"{what} = {fmt_value(x, 'number')} is {z[i]:+.1f} robust deviations from its median {fmt_value(float(med[i]), 'number')}"
+                    msg = (
+                        f"{what} = {fmt_value(x, 'number')} is {z[i]:+.1f} robust deviations "
+                        f"from its median {fmt_value(float(med[i]), 'number')}"
+                    )
                     found = self.transitions.update(
                         metric, keys[i], Severity.WARNING, msg, x, float(med[i]), now
                     )

@@ -32,7 +32,8 @@ def _layout(total: int) -> dict[str, list[tuple[tuple[str, str], ...]]]:
     share = total // 5
     return {
         "system.filesystem.utilization": [
-            attr_key({"system.device": f"d{i}", "system.filesystem.mountpoint": f"/m{i}"}) for i in range(share)
+            attr_key({"system.device": f"d{i}", "system.filesystem.mountpoint": f"/m{i}"})
+            for i in range(share)
         ],
         "sysops.cpu.busy": [attr_key({"cpu": str(i)}) for i in range(share)],
         "process.memory.usage": [
@@ -43,7 +44,9 @@ def _layout(total: int) -> dict[str, list[tuple[tuple[str, str], ...]]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--series", type=int, default=10_000)
     parser.add_argument("--ticks", type=int, default=30)
     args = parser.parse_args()
@@ -98,7 +101,10 @@ def main() -> int:
         cpu_totals.append(cpu_total)
     series = store.series_count
     print(f"{series} series, {WINDOW}-point windows, {args.ticks} ticks of {INTERVAL:.0f} s")
-    print(f"  {'analyzer':<10} {'wall mean':>10} {'wall max':>10} {'cpu mean':>10} {'cpu max':>10}  (ms per tick)")
+    print(
+        f"  {'analyzer':<10} {'wall mean':>10} {'wall max':>10} {'cpu mean':>10} {'cpu max':>10}"
+        "  (ms per tick)"
+    )
     rows = [*((n, times[n], cpu[n]) for n in analyzers), ("all", totals, cpu_totals)]
     for name, wall, used in rows:
         print(
@@ -117,8 +123,10 @@ def main() -> int:
             arrays += [rng_state.bmin, rng_state.bmax, rng_state.cmin, rng_state.cmax]
             arrays += [rng_state.last_up, rng_state.last_down]
         state_bytes += sum(a.nbytes for a in arrays)
-    print(f"bytes per series: ring store {store.nbytes() / series:,.0f} (raw window + rollups), "
-          f"ensemble state {state_bytes / series:,.0f}")
+    print(
+        f"bytes per series: ring store {store.nbytes() / series:,.0f} (raw window + rollups), "
+        f"ensemble state {state_bytes / series:,.0f}"
+    )
 
     # Peer: the same ensemble step, one series at a time, over a sample of series (extrapolated).
     params = EnsembleParams().scaled(INTERVAL)
@@ -133,8 +141,10 @@ def main() -> int:
     start = time.perf_counter()
     ensemble_step(params, batch_state, x)
     batch = time.perf_counter() - start
-    print(f"ensemble step over {args.series} series: vectorised {batch * 1000:.1f} ms, "
-          f"per-series loop {loop * 1000:.0f} ms (x{loop / batch:.0f})")
+    print(
+        f"ensemble step over {args.series} series: vectorised {batch * 1000:.1f} ms, "
+        f"per-series loop {loop * 1000:.0f} ms (x{loop / batch:.0f})"
+    )
     return 0
 
 

@@ -21,9 +21,13 @@ PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared", help="the shared directory")
-    parser.add_argument("--keep", type=Path, help="write the scored files here (default: a temporary directory)")
+    parser.add_argument(
+        "--keep", type=Path, help="write the scored files here (default: a temporary directory)"
+    )
     args = parser.parse_args()
     nab = args.shared / "datasets" / "nab"
     scorer = args.shared / "tools" / "nab_score.py"

@@ -38,9 +38,11 @@ def test_every_series_gets_a_score_and_a_spike_fires_and_clears(rig: Callable[..
         warnings.simplefilter("error")
         for i in range(3000):
             spike = 50.0 if i == 2500 else 0.0
-            values = {a: 10 + rng.normal(0, 1) + spike, b: float("nan") if i % 5 == 0 else 3.0 + rng.normal(0, 0.1)}
-            for f in r.tick({LAT: values}):
-                events.append((i, f))
+            values = {
+                a: 10 + rng.normal(0, 1) + spike,
+                b: float("nan") if i % 5 == 0 else 3.0 + rng.normal(0, 0.1),
+            }
+            events.extend((i, f) for f in r.tick({LAT: values}))
             if i == 2501:
                 # Analyzer outputs are exported with the next tick's collection.
                 scores = _scores(r)
@@ -72,7 +74,8 @@ def test_zscore_rebaselines_after_a_level_shift(rig: Callable[..., Rig]) -> None
         events += [(i, f.severity) for f in r.tick({LAT: {(("host", "a"),): float(v)}})]
     # Fires at the shift, then the new level becomes the baseline and it clears: not days of alerts.
     assert events[0] == (200, Severity.WARNING)
-    assert events[1][1] is None and events[1][0] < 200 + 60
+    assert events[1][1] is None
+    assert events[1][0] < 200 + 60
     assert len(events) == 2
 
 
@@ -81,9 +84,12 @@ def test_robust_z_on_constant_and_empty_rows_is_quiet() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         z, start, med = robust_z(values, np.zeros(3, dtype=np.int64), ZScoreParams())
-    assert z[0] == 0 and z[1] == 0 and np.isnan(med[1])
+    assert z[0] == 0
+    assert z[1] == 0
+    assert np.isnan(med[1])
     # MAD 0: the scale floor (0.1 % of the median) keeps z finite.
-    assert np.isfinite(z[2]) and z[2] > 6
+    assert np.isfinite(z[2])
+    assert z[2] > 6
     assert start.tolist() == [0, 0, 0]
 
 

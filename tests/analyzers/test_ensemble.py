@@ -23,7 +23,9 @@ def _scores(x: np.ndarray, params: EnsembleParams = PARAMS) -> np.ndarray:
     hours = ((np.arange(x.size) * 10) // 3600 % 24).astype(np.int64)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        return np.array([ensemble_step(params, state, x[i : i + 1], hours[i : i + 1])[0] for i in range(x.size)])
+        return np.array(
+            [ensemble_step(params, state, x[i : i + 1], hours[i : i + 1])[0] for i in range(x.size)]
+        )
 
 
 @pytest.fixture(scope="module")
@@ -147,4 +149,5 @@ def test_a_constant_series_never_scores(value: float, n: int) -> None:
 def test_seasonal_mode_runs_and_stays_in_range(daily: np.ndarray) -> None:
     params = EnsembleParams(seasonal=True).scaled(10.0)
     s = _scores(daily, params)
-    assert 0 <= s.min() and s.max() <= 1
+    assert s.min() >= 0
+    assert s.max() <= 1

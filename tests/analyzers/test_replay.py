@@ -24,7 +24,9 @@ def _write(path: Path, rows: list[tuple[str, str]], header: bool = True) -> Path
     return path
 
 
-def _series(n: int, spike: int | None = None, start: int = 1_600_000_000, step: int = 300) -> list[tuple[str, str]]:
+def _series(
+    n: int, spike: int | None = None, start: int = 1_600_000_000, step: int = 300
+) -> list[tuple[str, str]]:
     rng = np.random.default_rng(n)
     values = 10 + rng.normal(0, 1, n)
     if spike is not None:
@@ -99,7 +101,8 @@ def test_malformed_rows_name_file_and_line_and_exit_2(
     src.write_text(content)
     assert main(["analyze", str(src), "--output", str(tmp_path / "o.csv")]) == 2
     err = capsys.readouterr().err
-    assert f"{src}:{line}:" in err and what in err
+    assert f"{src}:{line}:" in err
+    assert what in err
     assert not (tmp_path / "o.csv").exists()
 
 
@@ -115,7 +118,8 @@ def test_gaps_and_nan_values_get_rows_with_zero_score(tmp_path: Path) -> None:
     main(["analyze", str(src), "--output", str(tmp_path / "o.csv")])
     out = _read(tmp_path / "o.csv")
     assert len(out) == 401
-    assert out[101][2] == "0.000000" and out[102][2] == "0.000000"
+    assert out[101][2] == "0.000000"
+    assert out[102][2] == "0.000000"
 
 
 def test_timestamp_formats_and_interval() -> None:

@@ -8,7 +8,16 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from analyzers.threshold import CRITICAL, NONE, WARNING, RuleArrays, ThresholdAnalyzer, ThresholdParams, ThresholdState, threshold_step
+from analyzers.threshold import (
+    CRITICAL,
+    NONE,
+    WARNING,
+    RuleArrays,
+    ThresholdAnalyzer,
+    ThresholdParams,
+    ThresholdState,
+    threshold_step,
+)
 from otel_sysops.alerts import Finding, Severity
 from otel_sysops.errors import ConfigError
 from otel_sysops.settings import Settings
@@ -26,7 +35,9 @@ def _flat(ticks: list[list[Finding]]) -> list[tuple[int, Severity | None]]:
     return [(i, f.severity) for i, fs in enumerate(ticks) for f in fs]
 
 
-def test_cpu_fires_only_after_its_for_duration_and_clears_past_the_hysteresis(rig: Callable[..., Rig]) -> None:
+def test_cpu_fires_only_after_its_for_duration_and_clears_past_the_hysteresis(
+    rig: Callable[..., Rig],
+) -> None:
     r = rig([CPU])
     r.add("threshold", ThresholdAnalyzer)
     # 10 s ticks; CPU default: warning 80 %, critical 90 %, for 5 min, hysteresis 5 points.
@@ -43,7 +54,9 @@ def test_cpu_fires_only_after_its_for_duration_and_clears_past_the_hysteresis(ri
     assert fired.rule == "threshold"
     assert fired.value == pytest.approx(0.85)
     assert fired.threshold == pytest.approx(0.80)
-    assert "85 %" in fired.message and "80 %" in fired.message and "5 min" in fired.message
+    assert "85 %" in fired.message
+    assert "80 %" in fired.message
+    assert "5 min" in fired.message
 
 
 def test_a_dip_restarts_the_for_timer(rig: Callable[..., Rig]) -> None:
@@ -62,8 +75,7 @@ def test_memory_matches_only_the_used_state_escalates_and_de_escalates(rig: Call
     # Memory: 85/95 %, for 2 min (12 ticks), hysteresis 3 points. "free" at 99 % must never alert.
     plan = [0.5] * 2 + [0.97] * 30 + [0.93] * 15 + [0.83] * 3 + [0.80] * 2
     for i, v in enumerate(plan):
-        for f in r.tick({MEM: {used: v, free: 0.99}}):
-            events.append((i, f))
+        events.extend((i, f) for f in r.tick({MEM: {used: v, free: 0.99}}))
     got = [(i, f.severity, dict(f.attributes)) for i, f in events]
     assert got == [
         (14, Severity.CRITICAL, {"system.memory.state": "used"}),
@@ -87,12 +99,18 @@ def test_filesystem_per_mountpoint_override_from_the_settings_file(
     root = (("system.device", "sda1"), ("system.filesystem.mountpoint", "/"))
     found = r.tick({FS: {data: 0.92, root: 0.92}})
     # Filesystem has no `for`: the root fires at once at critical (90 %); /data's own rule says 95 %.
-    assert [(f.severity, f.attributes["system.filesystem.mountpoint"]) for f in found] == [(Severity.CRITICAL, "/")]
+    assert [(f.severity, f.attributes["system.filesystem.mountpoint"]) for f in found] == [
+        (Severity.CRITICAL, "/")
+    ]
     # /data passes its own warning; / at 89 % is within the 2-point hysteresis of critical: no change.
     found = r.tick({FS: {data: 0.96, root: 0.89}})
-    assert [(f.severity, f.attributes["system.filesystem.mountpoint"]) for f in found] == [(Severity.WARNING, "/data")]
+    assert [(f.severity, f.attributes["system.filesystem.mountpoint"]) for f in found] == [
+        (Severity.WARNING, "/data")
+    ]
     found = r.tick({FS: {data: 0.96, root: 0.87}})
-    assert [(f.severity, f.attributes["system.filesystem.mountpoint"]) for f in found] == [(Severity.WARNING, "/")]
+    assert [(f.severity, f.attributes["system.filesystem.mountpoint"]) for f in found] == [
+        (Severity.WARNING, "/")
+    ]
 
 
 def test_disk_latency_has_only_a_warning_level(rig: Callable[..., Rig]) -> None:
@@ -111,7 +129,8 @@ def test_gpu_temperature_only_for_gpus(rig: Callable[..., Rig]) -> None:
     found = [(i, f) for i in range(10) for f in r.tick({GPU_TEMP: {gpu: 97.0, cpu: 99.0}})]
     # For 1 min at 10 s ticks: the condition starts at tick 0 and is ripe at tick 6.
     assert [(i, f.severity, f.attributes["hw.id"]) for i, f in found] == [(6, Severity.CRITICAL, "gpu0")]
-    assert "97 °C" in found[0][1].message and "95 °C" in found[0][1].message
+    assert "97 °C" in found[0][1].message
+    assert "95 °C" in found[0][1].message
 
 
 def test_gaps_neither_fire_nor_clear(rig: Callable[..., Rig]) -> None:
@@ -134,15 +153,17 @@ def test_a_series_that_disappears_is_cleared(rig: Callable[..., Rig]) -> None:
 
 
 def test_bad_rule_is_a_config_error_naming_it(make_settings: Callable[..., Settings]) -> None:
-    with pytest.raises(ConfigError, match="sysops.cpu.busy.*warning 0.9.*critical 0.5"):
+    with pytest.raises(ConfigError, match=r"sysops\.cpu\.busy.*warning 0\.9.*critical 0\.5"):
         make_settings(analyzers={"thresholds": [{"metric": CPU, "warning": 0.9, "critical": 0.5}]})
     with pytest.raises(ConfigError, match="needs warning, critical or both"):
         make_settings(analyzers={"thresholds": [{"metric": CPU}]})
-    with pytest.raises(ConfigError, match="analyzers.thresholds.0.comparison"):
+    with pytest.raises(ConfigError, match=r"analyzers\.thresholds\.0\.comparison"):
         make_settings(analyzers={"thresholds": [{"metric": CPU, "warning": 1, "comparison": "=>"}]})
 
 
-def test_threshold_from_a_toml_file_with_for_key(tmp_path: object, make_settings: Callable[..., Settings]) -> None:
+def test_threshold_from_a_toml_file_with_for_key(
+    tmp_path: object, make_settings: Callable[..., Settings]
+) -> None:
     from pathlib import Path
 
     from otel_sysops.settings import load_settings
@@ -154,11 +175,21 @@ def test_threshold_from_a_toml_file_with_for_key(tmp_path: object, make_settings
     )
     settings = load_settings(path, {}, environ={})
     rule = settings.analyzers.thresholds[0]
-    assert (rule.warning, rule.critical, rule.for_, dict(rule.match)) == (0.5, 0.9, 30.0, {"cpu.mode": "user"})
+    assert (rule.warning, rule.critical, rule.for_, dict(rule.match)) == (
+        0.5,
+        0.9,
+        30.0,
+        {"cpu.mode": "user"},
+    )
 
 
 def test_below_comparison_with_hysteresis_pure() -> None:
-    rules = RuleArrays.of([ThresholdParams(warning=10.0, critical=5.0, comparison="<", hysteresis=2.0, hold=0.0)])
+    rules = RuleArrays.of(
+        [ThresholdParams(warning=10.0, critical=5.0, comparison="<", hysteresis=2.0, hold=0.0)]
+    )
     state = ThresholdState.empty(1)
-    seen = [int(threshold_step(rules, state, np.array([v]), float(t))[0]) for t, v in enumerate([20, 9, 4, 6, 8, 11, 13])]
+    seen = [
+        int(threshold_step(rules, state, np.array([v]), float(t))[0])
+        for t, v in enumerate([20, 9, 4, 6, 8, 11, 13])
+    ]
     assert seen == [NONE, WARNING, CRITICAL, CRITICAL, WARNING, WARNING, NONE]
