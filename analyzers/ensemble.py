@@ -33,6 +33,11 @@ from ._common import SeriesIndex, Transitions, describe_series, fmt_value, keys_
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 
+# Smoothing of the change rate (about the last 100 samples), and the rate above which a series
+# counts as one that moves (changes on at least half of its samples).
+_RATE_ALPHA = 0.01
+_MOVING = 0.5
+
 
 @dataclass(frozen=True, slots=True)
 class EnsembleParams:
@@ -123,6 +128,13 @@ class EnsembleState:
     run: I64
     prev: F64
     season: F64
+    # How often the value changes (EWMA of "differs from the previous sample"), and that rate when
+    # the current run of identical values began: only a series that used to move can be stuck.
+    rate: F64
+    rate_before: F64
+    # Decreases seen; a series that never decreased through warm-up is a counter.
+    falls: I64
+    counter: NDArray[np.bool_]
 
     @classmethod
     def empty(cls, n: int, params: EnsembleParams) -> EnsembleState:
@@ -135,6 +147,10 @@ class EnsembleState:
             np.zeros(n, dtype=np.int64),
             np.full(n, np.nan),
             np.full((n, 24), np.nan),
+            np.zeros(n),
+            np.zeros(n),
+            np.zeros(n, dtype=np.int64),
+            np.zeros(n, dtype=bool),
         )
 
     def take(self, idx: NDArray[np.intp], fresh: NDArray[np.bool_]) -> EnsembleState:
@@ -147,12 +163,20 @@ class EnsembleState:
             self.run[idx],
             self.prev[idx],
             self.season[idx],
+            self.rate[idx],
+            self.rate_before[idx],
+            self.falls[idx],
+            self.counter[idx],
         )
         out.seen[fresh] = 0
         out.recent[fresh] = np.nan
         out.run[fresh] = 0
         out.prev[fresh] = np.nan
         out.season[fresh] = np.nan
+        out.rate[fresh] = 0.0
+        out.rate_before[fresh] = 0.0
+        out.falls[fresh] = 0
+        out.counter[fresh] = False
         return out
 
 
@@ -230,11 +254,24 @@ def _step(params: EnsembleParams, state: EnsembleState, x: F64, hour: I64 | None
         )
     shift, _ = _range_score(params, state.shift, mean, valid & filled, seen)
 
-    # Stuck: identical repeats of a value in a series whose horizon range is not zero.
+    # Stuck: a long run of one value in a series that used to change on most samples (a quantised
+    # or rarely-updated series repeating itself is not stuck).
     same = valid & (x == state.prev)
+    moved = valid & ~same & ~np.isnan(state.prev)
+    state.rate = np.where(
+        valid & ~np.isnan(state.prev), state.rate + _RATE_ALPHA * (moved - state.rate), state.rate
+    )
+    state.rate_before = np.where(moved, state.rate, state.rate_before)
     state.run = np.where(valid, np.where(same, state.run + 1, 0), state.run)
+    stuck = (state.run == params.stuck_rows) & (span > 0) & (state.rate_before >= _MOVING)
+
+    # Counters: a series that never decreased through warm-up only ever breaks its maximum, and a
+    # reset to zero is routine; score it on "stuck" only (a counter that stops is worth knowing).
+    state.falls = state.falls + (valid & (x < state.prev))
+    state.counter = state.counter | ((seen == params.warmup) & (state.falls == 0) & (span > 0))
     state.prev = np.where(valid, x, state.prev)
-    stuck = (state.run == params.stuck_rows) & (span > 0)
+    level = np.where(state.counter, 0.0, level)
+    shift = np.where(state.counter, 0.0, shift)
 
     score = np.maximum(level, params.shift_weight * shift)
     score = np.maximum(score, np.where(stuck, params.stuck_weight, 0.0))

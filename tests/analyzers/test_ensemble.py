@@ -151,3 +151,31 @@ def test_seasonal_mode_runs_and_stays_in_range(daily: np.ndarray) -> None:
     s = _scores(daily, params)
     assert s.min() >= 0
     assert s.max() <= 1
+
+
+def test_a_counter_reset_does_not_score_but_a_stalled_counter_does() -> None:
+    rng = np.random.default_rng(12)
+    steps = rng.poisson(20, 2 * DAY).astype(np.float64)
+    counter = np.cumsum(steps)
+    counter[DAY:] -= counter[DAY - 1]  # the process restarted: the counter starts again from 0
+    s = _scores(counter)
+    assert s.max() < QUIET
+    stalled = np.cumsum(steps)
+    stalled[DAY:] = stalled[DAY]
+    s = _scores(stalled)
+    assert s[DAY:].max() >= 0.5
+
+
+def test_a_rarely_changing_series_is_not_stuck() -> None:
+    # A process count that moves between a few values a few times a day: long runs of one value
+    # are its normal.
+    rng = np.random.default_rng(13)
+    levels = np.array([39.0, 40.0, 41.0])
+    changes = np.flatnonzero(rng.random(2 * DAY) < 0.001)
+    x = np.empty(2 * DAY)
+    start = 0
+    for n, at in enumerate([*changes, 2 * DAY]):
+        x[start:at] = levels[n % 3]
+        start = at
+    s = _scores(x)
+    assert s[DAY:].max() < QUIET
