@@ -54,7 +54,7 @@ class EnsembleParams:
     mean_rows: int = 8
     shift_weight: float = 0.8
     # Rows of identical values that make a moving series "stuck", and that member's weight.
-    stuck_rows: int = 360
+    stuck_rows: int = 60
     stuck_weight: float = 0.6
     # Rows seen before any score is given.
     warmup: int = 256

@@ -43,6 +43,13 @@ def _layout(total: int) -> dict[str, list[tuple[tuple[str, str], ...]]]:
     }
 
 
+def _nbytes(obj: object) -> int:
+    """Return the bytes of every array held by a (nested) slotted state object."""
+    if isinstance(obj, np.ndarray):
+        return int(obj.nbytes)
+    return sum(_nbytes(getattr(obj, name)) for name in getattr(obj, "__slots__", ()))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -115,14 +122,7 @@ def main() -> int:
 
     anomaly = analyzers["anomaly"]
     assert isinstance(anomaly, AnomalyAnalyzer)
-    state_bytes = 0
-    for tracked in anomaly._tracked.values():
-        st = tracked.state
-        arrays = [st.seen, st.recent, st.run, st.prev, st.season]
-        for rng_state in (st.level, st.shift):
-            arrays += [rng_state.bmin, rng_state.bmax, rng_state.cmin, rng_state.cmax]
-            arrays += [rng_state.last_up, rng_state.last_down]
-        state_bytes += sum(a.nbytes for a in arrays)
+    state_bytes = sum(_nbytes(tracked.state) for tracked in anomaly._tracked.values())
     print(
         f"bytes per series: ring store {store.nbytes() / series:,.0f} (raw window + rollups), "
         f"ensemble state {state_bytes / series:,.0f}"
