@@ -56,6 +56,9 @@ class EnsembleParams:
     # Rows of identical values that make a moving series "stuck", and that member's weight.
     stuck_rows: int = 60
     stuck_weight: float = 0.6
+    # Consecutive record blocks that make a drift (a slow leak, a filling disk), and its weight.
+    drift_blocks: int = 3
+    drift_weight: float = 0.5
     # Rows seen before any score is given.
     warmup: int = 256
     # Subtract an hour-of-day baseline (exponentially weighted per hour slot) first.
@@ -135,6 +138,12 @@ class EnsembleState:
     # Decreases seen; a series that never decreased through warm-up is a counter.
     falls: I64
     counter: NDArray[np.bool_]
+    # Consecutive closed blocks that set a new horizon maximum (minimum).
+    drift_up: I64
+    drift_down: I64
+    # Row of the last sharp break (level member >= 0.5): a drift right after one is the series
+    # settling at its new level, not a leak.
+    sharp_at: I64
 
     @classmethod
     def empty(cls, n: int, params: EnsembleParams) -> EnsembleState:
@@ -151,6 +160,9 @@ class EnsembleState:
             np.zeros(n),
             np.zeros(n, dtype=np.int64),
             np.zeros(n, dtype=bool),
+            np.zeros(n, dtype=np.int64),
+            np.zeros(n, dtype=np.int64),
+            np.full(n, -(2**62), dtype=np.int64),
         )
 
     def take(self, idx: NDArray[np.intp], fresh: NDArray[np.bool_]) -> EnsembleState:
@@ -167,6 +179,9 @@ class EnsembleState:
             self.rate_before[idx],
             self.falls[idx],
             self.counter[idx],
+            self.drift_up[idx],
+            self.drift_down[idx],
+            self.sharp_at[idx],
         )
         out.seen[fresh] = 0
         out.recent[fresh] = np.nan
@@ -177,6 +192,9 @@ class EnsembleState:
         out.rate_before[fresh] = 0.0
         out.falls[fresh] = 0
         out.counter[fresh] = False
+        out.drift_up[fresh] = 0
+        out.drift_down[fresh] = 0
+        out.sharp_at[fresh] = -(2**62)
         return out
 
 
@@ -207,13 +225,23 @@ def _range_score(
     return score, np.where(known, span, 0.0)
 
 
-def _close_blocks(params: EnsembleParams, rng: _Range, full: NDArray[np.bool_], slot: I64) -> None:
+def _close_blocks(
+    params: EnsembleParams, rng: _Range, full: NDArray[np.bool_], slot: I64
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """Store the filled blocks; return which closed above every block kept (and below every one)."""
     rows = np.nonzero(full)[0]
+    up = np.zeros(full.size, dtype=bool)
+    down = np.zeros(full.size, dtype=bool)
     if rows.size:
+        kept_max = np.max(np.where(np.isnan(rng.bmax[rows]), -np.inf, rng.bmax[rows]), axis=1)
+        kept_min = np.min(np.where(np.isnan(rng.bmin[rows]), np.inf, rng.bmin[rows]), axis=1)
+        up[rows] = rng.cmax[rows] > kept_max
+        down[rows] = rng.cmin[rows] < kept_min
         rng.bmin[rows, slot[rows]] = rng.cmin[rows]
         rng.bmax[rows, slot[rows]] = rng.cmax[rows]
         rng.cmin[rows] = np.inf
         rng.cmax[rows] = -np.inf
+    return up, down
 
 
 def ensemble_step(params: EnsembleParams, state: EnsembleState, x: F64, hour: I64 | None = None) -> F64:
@@ -279,8 +307,17 @@ def _step(params: EnsembleParams, state: EnsembleState, x: F64, hour: I64 | None
 
     block_slot = (seen // params.block) % params.blocks
     full = valid & ((seen + 1) % params.block == 0)
-    _close_blocks(params, state.level, full, block_slot)
+    up, down = _close_blocks(params, state.level, full, block_slot)
     _close_blocks(params, state.shift, full, block_slot)
+    # Drift: consecutive blocks each beyond every block of a full horizon. A stationary series
+    # makes such records ever more rarely; a leak or a filling disk makes one every block.
+    state.drift_up = np.where(full, np.where(up, state.drift_up + 1, 0), state.drift_up)
+    state.drift_down = np.where(full, np.where(down, state.drift_down + 1, 0), state.drift_down)
+    state.sharp_at = np.where(valid & (level >= 0.5), seen, state.sharp_at)
+    horizon = seen + 1 >= params.block * params.blocks
+    drifting = full & horizon & ~state.counter & (seen - state.sharp_at >= params.quiet)
+    drifting &= (state.drift_up == params.drift_blocks) | (state.drift_down == params.drift_blocks)
+    score = np.maximum(score, np.where(drifting, params.drift_weight, 0.0))
     state.seen = seen + valid
     return score
 

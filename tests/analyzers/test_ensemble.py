@@ -179,3 +179,17 @@ def test_a_rarely_changing_series_is_not_stuck() -> None:
         start = at
     s = _scores(x)
     assert s[DAY:].max() < QUIET
+
+
+def test_a_slow_leak_scores_once_it_has_risen_for_a_few_hours(daily: np.ndarray) -> None:
+    # Memory with a daily rhythm, then from day 2 a leak of 2 % of the range per hour: no single
+    # sample is unusual, but a run of horizon records is.
+    x = daily.copy()
+    leak = np.arange(x.size - 2 * DAY) * (0.5 * 0.02 / 360)
+    x[2 * DAY :] += leak
+    s = _scores(x)
+    plain = _scores(daily)
+    assert s[2 * DAY :].max() >= 0.5
+    assert plain[2 * DAY :].max() < QUIET
+    # It is found within the day the leak starts.
+    assert np.argmax(s[2 * DAY :] >= 0.5) < DAY
