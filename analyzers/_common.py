@@ -14,6 +14,9 @@ from otel_sysops.store import AttrKey
 
 F64 = NDArray[np.float64]
 
+# The attribute naming which metric an exported score or forecast is about.
+METRIC_ATTRIBUTE = "sysops.metric"
+
 
 def keys_of(attributes: list[dict[str, str]]) -> list[AttrKey]:
     """Return the identity of each series (the store hands attribute dicts in key order)."""

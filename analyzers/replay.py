@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -161,9 +161,3 @@ def replay(source: Path, output: Path, params: EnsembleParams | None = None) -> 
         write_scores(target, s, sc)
         written.append(target)
     return written
-
-
-def iter_rows(series: Series, scores: F64) -> Iterable[tuple[str, float, float]]:
-    """Yield (timestamp text, value, score) per row."""
-    for stamp, value, score in zip(series.stamps, series.values, scores, strict=True):
-        yield stamp, float(value), float(score)

@@ -21,9 +21,8 @@ from otel_sysops.plugin import Analyzer, AnalyzerContext
 from otel_sysops.settings._analyzers import TrendRule
 from otel_sysops.store import AttrKey
 
-from ._common import Transitions, describe_series, fmt_duration, fmt_value, keys_of, matches
+from ._common import METRIC_ATTRIBUTE, Transitions, describe_series, fmt_duration, fmt_value, keys_of, matches
 from .defaults import DEFAULT_TRENDS, FD_UTILIZATION, INODES_UTILIZATION, merged
-from .ensemble import METRIC_ATTRIBUTE
 from .regression import Fit, fit_lines, time_to_reach
 
 F64 = NDArray[np.float64]

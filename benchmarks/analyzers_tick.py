@@ -15,7 +15,8 @@ import time
 
 import numpy as np
 
-from analyzers.ensemble import AnomalyAnalyzer, EnsembleParams, EnsembleState, ensemble_step
+from analyzers.anomaly import AnomalyAnalyzer
+from analyzers.ensemble import EnsembleParams, EnsembleState, ensemble_step
 from analyzers.leak import LeakAnalyzer
 from analyzers.threshold import ThresholdAnalyzer
 from analyzers.trend import TrendAnalyzer

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from analyzers.ensemble import SCORE_METRIC, AnomalyAnalyzer
+from analyzers.anomaly import SCORE_METRIC, AnomalyAnalyzer
 from analyzers.ewma import EwmaAnalyzer
 from analyzers.zscore import ZScoreAnalyzer, ZScoreParams, robust_z
 from otel_sysops.alerts import Severity
