@@ -193,3 +193,43 @@ def test_below_comparison_with_hysteresis_pure() -> None:
         for t, v in enumerate([20, 9, 4, 6, 8, 11, 13])
     ]
     assert seen == [NONE, WARNING, CRITICAL, CRITICAL, WARNING, WARNING, NONE]
+
+
+# The default levels, written out here (not read from analyzers.defaults) so a changed
+# default fails: metric, attributes, warning, critical (None: no critical level).
+DEFAULTS = [
+    ("sysops.cpu.busy", {}, 0.80, 0.90),
+    ("system.memory.utilization", {"system.memory.state": "used"}, 0.85, 0.95),
+    ("system.filesystem.utilization", {"system.filesystem.mountpoint": "/"}, 0.80, 0.90),
+    ("sysops.filesystem.inodes.utilization", {"system.filesystem.mountpoint": "/"}, 0.80, 0.90),
+    ("system.paging.utilization", {"system.paging.state": "used"}, 0.50, 0.80),
+    ("sysops.fd.utilization", {}, 0.80, 0.90),
+    (
+        "sysops.disk.operation_time.average",
+        {"system.device": "sda", "disk.io.direction": "write"},
+        0.100,
+        None,
+    ),
+    ("hw.temperature", {"hw.type": "gpu", "hw.id": "0"}, 85.0, 95.0),
+    ("hw.gpu.memory.utilization", {"hw.id": "0"}, 0.90, 0.98),
+]
+
+
+@pytest.mark.parametrize(("metric", "attrs", "warning", "critical"), DEFAULTS, ids=[d[0] for d in DEFAULTS])
+def test_every_default_fires_each_level_and_clears(
+    rig: Callable[..., Rig], metric: str, attrs: dict[str, str], warning: float, critical: float | None
+) -> None:
+    r = rig([metric])
+    r.add("threshold", ThresholdAnalyzer)
+    top = critical if critical is not None else warning
+    # 10 min of each: longer than every default `for`.
+    plan = [warning * 0.5] * 3 + [warning * 1.001] * 60 + [top * 1.01] * 60 + [warning * 0.5] * 3
+    events = [(i, f) for i, fs in enumerate(r.run(metric, attrs, plan)) for f in fs]
+    severities = [f.severity for _, f in events]
+    expected = (
+        [Severity.WARNING, Severity.CRITICAL, None] if critical is not None else [Severity.WARNING, None]
+    )
+    assert severities == expected
+    assert events[0][1].threshold == pytest.approx(warning)
+    assert events[0][1].attributes == attrs
+    assert events[-1][0] == 123
