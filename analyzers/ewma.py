@@ -53,25 +53,29 @@ def ewma_step(params: EwmaParams, state: EwmaState, x: F64) -> tuple[F64, F64, F
     The deviation is measured against the band *before* the sample is folded in; NaN samples are
     gaps (deviation 0, state unchanged); the deviation is 0 until `warmup` samples were seen.
     """
-    valid = np.isfinite(x)
-    xv = np.where(valid, x, 0.0)
-    mean = np.where(np.isnan(state.mean), xv, state.mean)
-    sd = np.sqrt(state.var)
-    scale = np.maximum(sd, 1e-9 * np.maximum(np.abs(mean), 1.0))
-    dev = np.where(valid & (state.count >= params.warmup), (xv - mean) / (params.width * scale), 0.0)
-    diff = xv - mean
-    # Winsorise what an outlier folds in (to the band's edge), so one excursion does not widen the
-    # band at once and hide its own continuation; a lasting change still moves the band in.
-    limit = np.where(state.count >= params.warmup, params.width * scale, np.inf)
-    diff = np.clip(diff, -limit, limit)
-    incr = params.alpha * diff
-    new_mean = mean + incr
-    new_var = (1.0 - params.alpha) * (state.var + diff * incr)
-    state.mean = np.where(valid, new_mean, state.mean)
-    state.var = np.where(valid, new_var, state.var)
-    state.count = state.count + valid
-    lower = mean - params.width * sd
-    upper = mean + params.width * sd
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        valid = np.isfinite(x)
+        xv = np.where(valid, x, 0.0)
+        mean = np.where(np.isnan(state.mean), xv, state.mean)
+        sd = np.sqrt(state.var)
+        scale = np.maximum(sd, 1e-9 * np.maximum(np.abs(mean), 1.0))
+        dev = np.where(valid & (state.count >= params.warmup), (xv - mean) / (params.width * scale), 0.0)
+        diff = xv - mean
+        # Winsorise what an outlier folds in (to the band's edge), so one excursion does not widen the
+        # band at once and hide its own continuation; a lasting change still moves the band in.
+        limit = np.where(state.count >= params.warmup, params.width * scale, np.inf)
+        diff = np.clip(diff, -limit, limit)
+        incr = params.alpha * diff
+        new_mean = mean + incr
+        new_var = (1.0 - params.alpha) * (state.var + diff * incr)
+        # Values near the float limit can overflow the update: such a sample is skipped.
+        ok = valid & np.isfinite(new_mean) & np.isfinite(new_var)
+        state.mean = np.where(ok, new_mean, state.mean)
+        state.var = np.where(ok, new_var, state.var)
+        state.count = state.count + valid
+        lower = mean - params.width * sd
+        upper = mean + params.width * sd
+    dev = np.nan_to_num(dev, nan=0.0, posinf=1e6, neginf=-1e6)
     return np.clip(dev, -1e6, 1e6), lower, upper
 
 

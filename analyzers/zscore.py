@@ -51,12 +51,13 @@ def robust_z(values: F64, start: I64, params: ZScoreParams) -> tuple[F64, I64, F
     count = base_mask.sum(axis=1)
     # nanmedian warns on all-NaN rows; give those rows a dummy value and mask the result.
     safe = np.where((count > 0)[:, None], base, 0.0)
-    med = np.nanmedian(safe, axis=1)
-    mad = np.nanmedian(np.abs(safe - med[:, None]), axis=1)
-    scale = np.maximum(mad * _MAD_TO_SIGMA, params.min_scale * np.maximum(np.abs(med), 1e-9))
+    # Values near the float limit overflow the median's midpoint or the deviations: inf, not a warning.
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        med = np.nanmedian(safe, axis=1)
+        mad = np.nanmedian(np.abs(safe - med[:, None]), axis=1)
+        scale = np.maximum(mad * _MAD_TO_SIGMA, params.min_scale * np.maximum(np.abs(med), 1e-9))
         zall = (values - med[:, None]) / scale[:, None]
-    zall = np.where(finite, zall, 0.0)
+    zall = np.nan_to_num(np.where(finite, zall, 0.0), nan=0.0, posinf=1e6, neginf=-1e6)
     enough = count >= params.min_points
     z = np.where(enough & finite[:, -1], zall[:, -1], 0.0)
     k = min(params.shift_points, width)
