@@ -6,10 +6,14 @@ and matcher replaces the default; `enabled = false` switches one off.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TypeVar
 
-from opentelemetry.semconv._incubating.attributes.hw_attributes import HW_TYPE
+from opentelemetry.semconv._incubating.attributes.disk_attributes import DISK_IO_DIRECTION
+from opentelemetry.semconv._incubating.attributes.hw_attributes import HW_ID, HW_NAME, HW_TYPE
 from opentelemetry.semconv._incubating.attributes.system_attributes import (
+    SYSTEM_DEVICE,
+    SYSTEM_FILESYSTEM_MOUNTPOINT,
     SYSTEM_MEMORY_STATE,
     SYSTEM_PAGING_STATE,
 )
@@ -18,6 +22,8 @@ from opentelemetry.semconv._incubating.metrics import process_metrics as pm
 from opentelemetry.semconv._incubating.metrics import system_metrics as sm
 
 from otel_sysops.settings._analyzers import LeakRule, ThresholdRule, TrendRule
+
+from ._common import describe_series
 
 # Names with no semantic convention (emitted by our collectors, listed in docs/metrics.md).
 CPU_BUSY = "sysops.cpu.busy"
@@ -100,3 +106,28 @@ def merged(defaults: tuple[R, ...], user: list[R], use_defaults: bool = True) ->
     for item in chain:
         rules[(item.metric, tuple(sorted(item.match.items())))] = item
     return [r for r in rules.values() if r.enabled]
+
+
+def subject(metric: str, attrs: Mapping[str, str]) -> str:
+    """Name what a default rule watches the way an operator says it ('filesystem /var', 'GPU 0')."""
+    mount = attrs.get(SYSTEM_FILESYSTEM_MOUNTPOINT)
+    device = attrs.get(SYSTEM_DEVICE)
+    gpu = attrs.get(HW_ID) or attrs.get(HW_NAME)
+    direction = attrs.get(DISK_IO_DIRECTION)
+    named = {
+        CPU_BUSY: "CPU busy time",
+        sm.SYSTEM_MEMORY_UTILIZATION: "memory used",
+        sm.SYSTEM_PAGING_UTILIZATION: "swap used",
+        FD_UTILIZATION: "file descriptors in use",
+    }
+    if mount:
+        named[sm.SYSTEM_FILESYSTEM_UTILIZATION] = f"filesystem {mount}"
+        named[INODES_UTILIZATION] = f"inodes of {mount}"
+    if device:
+        named[DISK_OPERATION_TIME_AVERAGE] = (
+            f"disk {device} average {direction + ' ' if direction else ''}time per operation"
+        )
+    if gpu:
+        named[hw.HW_TEMPERATURE] = f"GPU {gpu} temperature"
+        named[hw.HW_GPU_MEMORY_UTILIZATION] = f"GPU {gpu} memory used"
+    return named.get(metric) or describe_series(metric, attrs)

@@ -14,8 +14,8 @@ from otel_sysops.plugin import Analyzer, AnalyzerContext
 from otel_sysops.settings._analyzers import ThresholdRule
 from otel_sysops.store import AttrKey
 
-from ._common import SeriesIndex, Transitions, describe_series, fmt_duration, fmt_value, keys_of, matches
-from .defaults import DEFAULT_THRESHOLDS, merged
+from ._common import SeriesIndex, Transitions, fmt_duration, fmt_value, keys_of, matches
+from .defaults import DEFAULT_THRESHOLDS, merged, subject
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -187,7 +187,7 @@ class ThresholdAnalyzer(Analyzer):
         self, metric: str, key: AttrKey, rule: ThresholdRule, level: int, value: float, now: float
     ) -> list[Finding]:
         display = rule.display or self._display.get(metric, "number")
-        what = describe_series(metric, dict(key))
+        what = subject(metric, dict(key))
         shown = fmt_value(value, display)
         if level == NONE:
             limit = rule.warning if rule.warning is not None else rule.critical

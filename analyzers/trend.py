@@ -21,8 +21,8 @@ from otel_sysops.plugin import Analyzer, AnalyzerContext
 from otel_sysops.settings._analyzers import TrendRule
 from otel_sysops.store import AttrKey
 
-from ._common import METRIC_ATTRIBUTE, Transitions, describe_series, fmt_duration, fmt_value, keys_of, matches
-from .defaults import DEFAULT_TRENDS, FD_UTILIZATION, INODES_UTILIZATION, merged
+from ._common import METRIC_ATTRIBUTE, Transitions, fmt_duration, fmt_value, keys_of, matches
+from .defaults import DEFAULT_TRENDS, merged, subject
 from .regression import Fit, fit_lines, time_to_reach
 
 F64 = NDArray[np.float64]
@@ -58,15 +58,9 @@ def _subject(metric: str, attrs: Mapping[str, str]) -> str:
     mount = attrs.get(SYSTEM_FILESYSTEM_MOUNTPOINT)
     if metric == sm.SYSTEM_FILESYSTEM_UTILIZATION and mount:
         return mount
-    if metric == INODES_UTILIZATION and mount:
-        return f"inodes of {mount}"
-    if metric == sm.SYSTEM_MEMORY_UTILIZATION:
-        return "memory"
-    if metric == sm.SYSTEM_PAGING_UTILIZATION:
-        return "swap"
-    if metric == FD_UTILIZATION:
-        return "file descriptors"
-    return describe_series(metric, attrs)
+    if metric in (sm.SYSTEM_MEMORY_UTILIZATION, sm.SYSTEM_PAGING_UTILIZATION):
+        return "memory" if metric == sm.SYSTEM_MEMORY_UTILIZATION else "swap"
+    return subject(metric, attrs)
 
 
 class TrendAnalyzer(Analyzer):
