@@ -35,6 +35,8 @@ class Series:
     stamps: list[str]
     times: F64
     values: F64
+    # The value column as written, echoed to the output unchanged.
+    texts: list[str]
 
 
 def parse_timestamp(text: str) -> float:
@@ -57,6 +59,7 @@ def parse_timestamp(text: str) -> float:
 def read_series(path: Path) -> Series:
     """Read `timestamp,value` rows (a header row is optional); raise ReplayInputError naming the line."""
     stamps: list[str] = []
+    texts: list[str] = []
     times: list[float] = []
     values: list[float] = []
     try:
@@ -84,13 +87,16 @@ def read_series(path: Path) -> Series:
                 except ValueError:
                     raise ReplayInputError(f"{path}:{lineno}: value {row[1]!r} is not a number") from None
                 stamps.append(row[0].strip())
+                texts.append(raw)
                 times.append(ts)
                 values.append(value)
     except OSError as exc:
         raise ReplayInputError(f"{path}: cannot be read ({exc.strerror})") from exc
     except UnicodeDecodeError as exc:
         raise ReplayInputError(f"{path}: not UTF-8 text ({exc.reason})") from exc
-    return Series(path, stamps, np.asarray(times, dtype=np.float64), np.asarray(values, dtype=np.float64))
+    return Series(
+        path, stamps, np.asarray(times, dtype=np.float64), np.asarray(values, dtype=np.float64), texts
+    )
 
 
 def infer_interval(times: F64) -> float:
@@ -145,8 +151,8 @@ def write_scores(path: Path, series: Series, scores: F64) -> None:
     with path.open("w", newline="", encoding="utf-8") as fh:
         out = csv.writer(fh)
         out.writerow(["timestamp", "value", "anomaly_score"])
-        for stamp, value, score in zip(series.stamps, series.values, scores, strict=True):
-            out.writerow([stamp, "" if math.isnan(value) else repr(float(value)), f"{score:.6f}"])
+        for stamp, text, score in zip(series.stamps, series.texts, scores, strict=True):
+            out.writerow([stamp, text, f"{score:.6f}"])
 
 
 def replay(source: Path, output: Path, params: EnsembleParams | None = None) -> list[Path]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from otel_sysops.errors import SysopsError
 
-from ._common import add_settings_options, settings_from
+from ._common import settings_from
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,7 +22,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "mirrored under OUTPUT); each output has timestamp,value,anomaly_score, one row per input row."
         ),
     )
-    add_settings_options(parser)
+    parser.add_argument("--config", type=Path, help="TOML settings file (also SYSOPS_CONFIG)")
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. --set analyzers.anomaly.seasonal=true (repeatable)",
+    )
     parser.add_argument("input", type=Path, metavar="INPUT", help="CSV file or directory of CSV files")
     parser.add_argument("--output", "-o", type=Path, required=True, help="output file or directory")
     parser.set_defaults(func=_analyze)

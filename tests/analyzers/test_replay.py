@@ -47,7 +47,7 @@ def test_a_file_gets_one_scored_row_per_input_row(tmp_path: Path) -> None:
     assert rows[0] == ["timestamp", "value", "anomaly_score"]
     assert len(rows) == 2001
     src_rows = _read(src)
-    assert [r[0] for r in rows[1:]] == [r[0] for r in src_rows[1:]]
+    assert [r[:2] for r in rows[1:]] == [r[:2] for r in src_rows[1:]]
     scores = np.array([float(r[2]) for r in rows[1:]])
     assert scores.argmax() == 1500
     assert scores[1500] > 0.9
