@@ -11,7 +11,17 @@ from types import ModuleType
 from otel_sysops.errors import ConfigError, SysopsError
 
 # Each module adds its subcommand(s) with `add_parser(subparsers)`; `args.func(args)` returns the exit code.
-_COMMAND_MODULES = ("_run", "_snapshot", "_config", "_version", "_docs", "_alerts", "_inventory", "_fleet")
+_COMMAND_MODULES = (
+    "_run",
+    "_snapshot",
+    "_config",
+    "_version",
+    "_docs",
+    "_alerts",
+    "_inventory",
+    "_fleet",
+    "_analyze",
+)
 
 
 def _modules() -> list[ModuleType]:
