@@ -333,7 +333,7 @@ def disks() -> dict[str, Any]:
             [
                 (
                     f"sort(sysops_forecast_time_to_exhaustion_seconds{S})",
-                    "{{sysops_forecast_metric}} {{system_filesystem_mountpoint}}{{system_device}}",
+                    "{{sysops_metric}} {{system_filesystem_mountpoint}}{{system_device}}",
                 )
             ],
             "s",
@@ -475,7 +475,7 @@ def anomalies() -> dict[str, Any]:
     panels = [
         Panel(
             "Anomaly score",
-            [(f"sysops_anomaly_score{S}", "{{sysops_metric}} {{sysops_detector}}")],
+            [(f"sysops_anomaly_score{S}", "{{sysops_metric}}")],
             "short",
             width=24,
             description=(
@@ -512,10 +512,15 @@ def alerts() -> dict[str, Any]:
     panels = [
         Panel(
             "Active alerts",
-            [(by("severity", f"sysops_alerts_active{S}", "sum"), "{{severity}}")],
+            [
+                (
+                    by("otel_sysops_alerts_severity", f"otel_sysops_alerts_active{S}", "sum"),
+                    "{{otel_sysops_alerts_severity}}",
+                )
+            ],
             "short",
             width=24,
-            description="Alerts firing in each agent's alert manager (sysops.alerts.active).",
+            description="Alerts firing in each agent's alert manager (otel_sysops.alerts.active).",
         ),
         Panel(
             "Export failures",

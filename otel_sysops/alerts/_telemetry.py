@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from ._manager import AlertManager
+from .model import Severity
 
 SCOPE = "otel_sysops.alerts"
 # Attribute keys (no semantic convention exists for alerting; the agent's own names).
@@ -39,7 +40,8 @@ def register_alert_telemetry(meter: Meter, manager: AlertManager) -> None:
         ]
 
     def active(_: CallbackOptions) -> Iterable[Observation]:
-        counts: dict[str, int] = {}
+        # Every severity, zeros included: "nothing firing" is a value, not an absent series.
+        counts: dict[str, int] = {s.name.lower(): 0 for s in Severity}
         for alert in manager.active_alerts():
             key = alert.severity.name.lower()
             counts[key] = counts.get(key, 0) + 1

@@ -34,8 +34,10 @@ def test_alert_metrics_in_the_tick(make_settings: Callable[..., Settings]) -> No
     assert findings[(("otel_sysops.alerts.outcome", "silenced"),)] == 1
     active = points["otel_sysops.alerts.active"]
     assert active == {
-        (("otel_sysops.alerts.severity", "critical"),): 1,
+        (("otel_sysops.alerts.severity", "info"),): 0,
         (("otel_sysops.alerts.severity", "warning"),): 1,
+        (("otel_sysops.alerts.severity", "critical"),): 1,
+        (("otel_sysops.alerts.severity", "emergency"),): 0,
     }
     messages = points["otel_sysops.alerts.messages"]
     assert messages[(("otel_sysops.alerts.channel", "log"), ("otel_sysops.alerts.outcome", "delivered"))] == 0

@@ -109,7 +109,7 @@ def test_analyzers_load_from_entry_points(make_settings: Callable[..., Settings]
     pipe = Pipeline(make_settings(analyzers={"disabled": ["ewma"]}), load=False)
     try:
         pipe.load_analyzers()
-        assert sorted(pipe.analyzers) == ["anomaly", "leak", "threshold", "trend", "zscore"]
+        assert sorted(pipe.analyzers) == ["anomaly", "gpu_rules", "leak", "threshold", "trend", "zscore"]
         pipe.tick()
     finally:
         pipe.close(2.0)
