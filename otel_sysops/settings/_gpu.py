@@ -25,9 +25,10 @@ class GpuSettings(Section):
     nvlink_max_links: int = Field(36, ge=0, le=64)
 
     # -- default rules (analyzers.gpu_rules) --------------------------------------------------
-    # Temperature and memory rules duplicate the generic threshold detectors when those cover
-    # `hw.temperature{hw.type="gpu"}` and `hw.gpu.memory.utilization`; turn these off then.
-    rules_temperature_memory: bool = True
+    # Off by default: the threshold analyzer's defaults cover `hw.temperature{hw.type="gpu"}` and
+    # `hw.gpu.memory.utilization` at the same levels, with hysteresis and a `for` duration; both on
+    # would alert twice. Turn this on only with the threshold analyzer disabled.
+    rules_temperature_memory: bool = False
     temperature_warning: float = Field(85.0, description="°C")
     temperature_critical: float = Field(95.0, description="°C")
     memory_warning: float = Field(0.90, gt=0, le=1, description="fraction of GPU memory used")

@@ -80,6 +80,9 @@ def rig(make_settings: Callable[..., Settings], sysfs: Path) -> Iterator[Callabl
     rigs: list[GpuRig] = []
 
     def build(nvml: FakeNvml | None = None, **gpu: Any) -> GpuRig:
+        # The rig exercises gpu_rules on its own, as deployed with the threshold analyzer off, so
+        # its temperature and memory rules are on unless a test says otherwise.
+        gpu = {"rules_temperature_memory": True, **gpu}
         settings = make_settings(interval=10.0, sysfs=sysfs, gpu=gpu)
         alerts = RecordingAlertSink()
         pipeline = Pipeline(settings, alert_sink=alerts, load=False)
