@@ -24,7 +24,8 @@ from otel_sysops.churn import ChurningMeter
 from otel_sysops.errors import CollectorUnavailableError
 from otel_sysops.plugin import Collector, CollectorContext
 
-from ._linux.cgroup import Pressure, parse_flat_keyed, parse_io_stat, parse_pressure, parse_single
+from ._linux.cgroup import parse_flat_keyed, parse_io_stat, parse_single
+from ._linux.pressure import Pressure, parse_pressure
 
 _log = logging.getLogger(__name__)
 
@@ -320,4 +321,4 @@ class CgroupCollector(Collector[CgroupSnapshot]):
             for resource, psi in g.pressure.items():
                 for kind, values in psi.lines.items():
                     attrs = {CGROUP_PATH: path, PRESSURE_RESOURCE: resource, PRESSURE_TYPE: kind}
-                    yield Observation(values["total"] / _USEC, attrs)
+                    yield Observation(values.total_us / _USEC, attrs)

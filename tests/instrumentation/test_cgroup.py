@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from instrumentation._linux.cgroup import parse_flat_keyed, parse_io_stat, parse_pressure, parse_single
+from instrumentation._linux.cgroup import parse_flat_keyed, parse_io_stat, parse_single
+from instrumentation._linux.pressure import PressureLine, parse_pressure
 from instrumentation.cgroup import CgroupCollector
 from otel_sysops.errors import CollectorUnavailableError
 from otel_sysops.pipeline import Pipeline
@@ -166,7 +167,7 @@ def test_cgroup_parser_literals() -> None:
     assert parse_single("max\n") is None
     assert parse_single("42\n") == 42
     psi = parse_pressure("some avg10=1.00 avg60=0.50 avg300=0.10 total=77\nfull avg10=nan total=1\n")
-    assert psi.lines == {"some": {"avg10": 1.0, "avg60": 0.5, "avg300": 0.1, "total": 77.0}}
+    assert psi.lines == {"some": PressureLine({"avg10": 1.0, "avg60": 0.5, "avg300": 0.1}, 77)}
     assert psi.malformed == 1
 
 
@@ -184,4 +185,4 @@ def test_cgroup_parsers_never_raise(text: str, which: int, cut: int) -> None:
         parse_io_stat(sample)
         parse_single(sample)
         psi = parse_pressure(sample)
-        assert all(v >= 0 for line in psi.lines.values() for v in line.values())
+        assert all(v >= 0 for line in psi.lines.values() for v in (*line.averages.values(), line.total_us))
