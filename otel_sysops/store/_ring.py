@@ -56,15 +56,22 @@ class Rollups:
 class _Block:
     """The storage of one metric: slots for its series in the raw and rollup rings."""
 
-    def __init__(self, name: str, raw_len: int, roll_len: int) -> None:
+    def __init__(
+        self, name: str, raw_len: int, roll_len: int, raw_rows: list[int], roll_rows: list[int]
+    ) -> None:
         self.name = name
         self.capacity = _INITIAL_CAPACITY
         self.index: dict[AttrKey, int] = {}
         self.keys: list[AttrKey | None] = [None] * self.capacity
         self.free: list[int] = list(range(self.capacity - 1, -1, -1))
-        self.raw = np.full((raw_len, self.capacity), np.nan)
+        # Zeroed arrays are mapped lazily: only rows that already hold history are written (NaN,
+        # "no point") here; the others are written as the rings reach them (begin_tick and
+        # _close_minute), so resident memory follows the history actually held.
+        self.raw = np.zeros((raw_len, self.capacity))
+        self.raw[raw_rows] = np.nan
         self.last_seen = np.full(self.capacity, -np.inf)
         self.roll = np.zeros((roll_len, self.capacity, 4), dtype=np.float32)
+        self.roll[roll_rows] = np.nan
         self._reset_acc()
 
     def _reset_acc(self) -> None:
@@ -77,11 +84,13 @@ class _Block:
     def grow(self, raw_rows: Iterable[int], roll_rows: Iterable[int]) -> None:
         """Double the series capacity, copying only rows that hold data."""
         old, new = self.capacity, self.capacity * 2
-        raw = np.full((self.raw.shape[0], new), np.nan)
         rows = list(raw_rows)
+        raw = np.zeros((self.raw.shape[0], new))
+        raw[rows] = np.nan
         raw[rows, :old] = self.raw[rows]
-        roll = np.zeros((self.roll.shape[0], new, 4), dtype=np.float32)
         rrows = list(roll_rows)
+        roll = np.zeros((self.roll.shape[0], new, 4), dtype=np.float32)
+        roll[rrows] = np.nan
         roll[rrows, :old] = self.roll[rrows]
         self.raw, self.roll = raw, roll
         self.last_seen = np.concatenate([self.last_seen, np.full(old, -np.inf)])
@@ -153,7 +162,9 @@ class RingStore:
         with self._lock:
             block = self._blocks.get(name)
             if block is None:
-                block = self._blocks[name] = _Block(name, self.raw_len, self.roll_len)
+                block = self._blocks[name] = _Block(
+                    name, self.raw_len, self.roll_len, self._raw_rows(), self._roll_rows()
+                )
             slots = np.empty(len(attributes), dtype=np.intp)
             keep = np.ones(len(attributes), dtype=bool)
             for i, key in enumerate(attributes):
@@ -188,8 +199,9 @@ class RingStore:
         slot = block.free.pop()
         block.index[key] = slot
         block.keys[slot] = key
-        block.raw[:, slot] = np.nan
-        block.roll[:, slot] = np.nan
+        # Only rows holding history: writing whole columns would touch every page of the rings.
+        block.raw[self._raw_rows(), slot] = np.nan
+        block.roll[self._roll_rows(), slot] = np.nan
         self._series += 1
         return slot
 
@@ -262,7 +274,9 @@ class RingStore:
                         other.roll[self._rpos] = np.nan
                 found = self._blocks.get(name)
                 if found is None:
-                    found = self._blocks[name] = _Block(name, self.raw_len, self.roll_len)
+                    found = self._blocks[name] = _Block(
+                        name, self.raw_len, self.roll_len, self._raw_rows(), self._roll_rows()
+                    )
                     found.roll[self._rpos] = np.nan
                 block = found
                 slot = block.index.get(key)

@@ -1,0 +1,37 @@
+"""Keep the ring store's untouched history out of resident memory."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+
+_log = logging.getLogger(__name__)
+
+# mallopt(3): M_MMAP_THRESHOLD; 128 KiB is glibc's initial value.
+_M_MMAP_THRESHOLD = -3
+_THRESHOLD = 128 * 1024
+
+
+def pin_mmap_threshold() -> bool:
+    """Fix glibc's mmap threshold at 128 KiB; return whether it was set.
+
+    The ring store allocates its rings zeroed and relies on untouched pages staying unmapped. glibc
+    raises the threshold after a large block is freed (the store frees one whenever a metric's
+    block grows), after which large zeroed arrays come from the heap and are cleared page by page:
+    measured here, 10 MB more resident after the first ticks. Setting the threshold explicitly
+    turns that adjustment off. Elsewhere than glibc this does nothing.
+    """
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    done = bool(mallopt(_M_MMAP_THRESHOLD, _THRESHOLD))
+    _log.debug("mmap threshold pinned at %d bytes: %s", _THRESHOLD, done)
+    return done
