@@ -12,12 +12,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from opentelemetry.exporter.prometheus import _CustomCollector
 from opentelemetry.sdk.metrics.export import MetricsData
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
-from prometheus_client.exposition import generate_latest as _render_text
 from prometheus_client.metrics_core import Metric as PromMetric
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as CONTENT_TYPE_OPENMETRICS
 from prometheus_client.openmetrics.exposition import generate_latest as _render_openmetrics
 
 from otel_sysops.errors import SysopsError
+
+from ._exposition import TextRenderer
 
 _log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class PrometheusSink:
         self._lock = threading.Lock()
         self._families: list[PromMetric] = []
         self._rendered: dict[str, bytes] = {}
+        self._renderer = TextRenderer()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.health: Callable[[], Health] = lambda: Health(True, True, "ok")
@@ -61,7 +63,7 @@ class PrometheusSink:
         translator = _CustomCollector(disable_target_info=False, scope_info_enabled=False)
         translator.add_metrics_data(data)
         families = list(translator.collect())
-        text = _render_text(_Families(families))
+        text = self._renderer.render(families)
         with self._lock:
             self._families = families
             self._rendered = {"text": text}
