@@ -191,12 +191,11 @@ class Agent:
             _log.error("reload failed, keeping the running configuration: %s", exc)
             return
         old = self.pipeline
-        listen_changed = settings.prometheus != self.settings.prometheus
         await anyio.to_thread.run_sync(old.close, SHUTDOWN_TIMEOUT)
         for hook in self._pipeline_hooks:
             hook(pipeline)
         self.settings, self.pipeline = settings, pipeline
         setup_logging(settings.log.level, settings.log.format)
-        if listen_changed or self._prometheus() is not None:
-            self._start_listener()
+        # The old listener closed with the old pipeline; serve the new one's (none if disabled).
+        self._start_listener()
         _log.info("configuration reloaded")

@@ -278,14 +278,9 @@ def new_store(settings: Settings) -> RingStore:
 
 def store_fits(store: RingStore, settings: Settings) -> bool:
     """Return whether an existing store has the shape the settings ask for (reusable across a reload)."""
-    fresh = (
-        settings.interval,
-        new_store(settings).raw_len,
-        new_store(settings).roll_len,
-        settings.store.max_series,
-        settings.store.evict_after,
-    )
-    return (store.interval, store.raw_len, store.roll_len, store.max_series, store.evict_after) == fresh
+    fresh = new_store(settings)
+    shape = ("interval", "raw_len", "roll_len", "max_series", "evict_after")
+    return all(getattr(store, a) == getattr(fresh, a) for a in shape)
 
 
 def iter_points(data: MetricsData) -> Iterable[tuple[Metric, object]]:

@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
-from opentelemetry.sdk.environment_variables import OTEL_SERVICE_NAME
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.semconv._incubating.attributes import host_attributes as host
 from opentelemetry.semconv._incubating.attributes import k8s_attributes as k8s
@@ -84,7 +83,11 @@ def host_name(settings: Settings, host_root: Path | None = None) -> str:
 def build_resource(
     settings: Settings, environ: Mapping[str, str] | None = None, instance_id: str | None = None
 ) -> Resource:
-    """Return the resource: detected attributes, overridden by OTEL_RESOURCE_ATTRIBUTES/OTEL_SERVICE_NAME."""
+    """Return the resource: detected attributes, overridden by OTEL_RESOURCE_ATTRIBUTES/OTEL_SERVICE_NAME.
+
+    `environ` supplies the downward-API variables; the OTEL_* ones are read by the SDK from the
+    process environment.
+    """
     env = os.environ if environ is None else environ
     attrs: dict[str, str] = {
         host.HOST_NAME: host_name(settings),
@@ -101,20 +104,9 @@ def build_resource(
     for var, key in _K8S_ENV.items():
         if env.get(var):
             attrs[key] = env[var]
-    # Resource.create merges OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME over ours.
-    detected = Resource(attrs)
-    from_env = Resource.create({})
-    merged = detected.merge(
-        Resource(
-            {
-                k: v
-                for k, v in from_env.attributes.items()
-                if not k.startswith("telemetry.sdk") and k != svc_stable.SERVICE_NAME
-            }
-        )
-    )
-    if env.get(OTEL_SERVICE_NAME):
-        merged = merged.merge(Resource({svc_stable.SERVICE_NAME: env[OTEL_SERVICE_NAME]}))
-    return merged.merge(
-        Resource({k: v for k, v in from_env.attributes.items() if k.startswith("telemetry.sdk")})
-    )
+    # Resource.create reads OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME (and adds telemetry.sdk.*);
+    # merged over ours, they win. Its fallback name "unknown_service..." must not replace ours.
+    from_env = dict(Resource.create({}).attributes)
+    if str(from_env.get(svc_stable.SERVICE_NAME, "")).startswith("unknown_service"):
+        del from_env[svc_stable.SERVICE_NAME]
+    return Resource(attrs).merge(Resource(from_env))

@@ -45,3 +45,13 @@ def test_kubernetes_and_otel_variables(
 
 def test_hostname_setting_wins(make_settings: Callable[..., Settings]) -> None:
     assert build_resource(make_settings(hostname="db-1"), environ={}).attributes["host.name"] == "db-1"
+
+
+def test_service_name_from_otel_resource_attributes_is_kept(
+    monkeypatch: pytest.MonkeyPatch, make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings()
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attributes")
+    assert build_resource(settings, environ={}).attributes["service.name"] == "from-attributes"
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES")
+    assert build_resource(settings, environ={}).attributes["service.name"] == "otel-sysops"

@@ -165,9 +165,9 @@ def _env_names(model: type[BaseModel], prefix: str) -> Iterator[str]:
             yield from _env_names(annotation, env + ENV_NESTED)
 
 
-def _check_unknown_env(environ: Mapping[str, str]) -> None:
+def _check_unknown_env(environ: Mapping[str, str], known: set[str]) -> None:
     """Refuse SYSOPS_* variables that name no setting (a typo would otherwise be ignored)."""
-    known = set(_env_names(Settings, ENV_PREFIX)) | {CONFIG_ENV}
+    known = known | {CONFIG_ENV}
     for key in sorted(environ):
         upper = key.upper()
         if not upper.startswith(ENV_PREFIX) or upper in known:
@@ -231,8 +231,9 @@ def load_settings(
     env = os.environ if environ is None else environ
     if config is None and env.get(CONFIG_ENV):
         config = Path(env[CONFIG_ENV])
-    _check_unknown_env(env)
-    resolved = _read_secret_files(env)
+    known = set(_env_names(Settings, ENV_PREFIX))
+    _check_unknown_env(env, known)
+    resolved = _read_secret_files(env, known)
     data = _read_toml(config) if config is not None else {}
     _FILE_DATA.set(data)
     try:
@@ -245,14 +246,13 @@ def load_settings(
         _FILE_DATA.set({})
 
 
-def _read_secret_files(environ: Mapping[str, str]) -> Mapping[str, str]:
+def _read_secret_files(environ: Mapping[str, str], known: set[str]) -> Mapping[str, str]:
     """Replace each SYSOPS_<KEY>_FILE naming a setting with SYSOPS_<KEY> read from that file.
 
     The convention of Docker and Kubernetes secrets: the value lives in a mounted file, not in the
     environment. A trailing newline is dropped. Settings with their own `*_file` field (alert
     channels, the NATS seed) are fields like any other and never reach this path.
     """
-    known = set(_env_names(Settings, ENV_PREFIX))
     out: dict[str, str] | None = None
     for key, value in environ.items():
         upper = key.upper()
