@@ -15,9 +15,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from . import __version__
-from .alerts import AlertSink, LogAlertSink
 from .catalog import InstrumentCatalog, RecordingMeter
 from .churn import ChurningMeter
+from .findings import AlertSink, LogAlertSink
 from .plugin import (
     ANALYZERS_GROUP,
     INSTRUMENTATION_GROUP,

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from opentelemetry.metrics import Meter
 
-from .alerts import Finding
 from .churn import ChurningMeter
 from .errors import CollectorUnavailableError
+from .findings import Finding
 from .settings import Settings
 
 if TYPE_CHECKING:

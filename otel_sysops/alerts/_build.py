@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from otel_sysops.findings import AlertSink, LogAlertSink, Severity
 from otel_sysops.resource import host_name
 from otel_sysops.settings._alerts import (
     AlertsSettings,
@@ -23,16 +24,10 @@ from ._email import EmailChannel
 from ._http import DiscordChannel, SlackChannel, TelegramChannel, WebhookChannel
 from ._log import LogChannel
 from ._manager import AlertManager, ManagerPolicy
-from ._sink import AlertSink, LogAlertSink
 from ._syslog import SyslogChannel
-from ._telemetry import SCOPE as TELEMETRY_SCOPE
-from ._telemetry import register_alert_telemetry
 from .channel import Channel
-from .model import Severity
 
 if TYPE_CHECKING:
-    from otel_sysops.agent import Agent
-    from otel_sysops.pipeline import Pipeline
     from otel_sysops.settings import Settings
 
 _log = logging.getLogger("otel_sysops.alerts")
@@ -158,21 +153,3 @@ def build_alert_sink(settings: Settings) -> AlertSink:
     if not settings.alerts.enabled:
         return LogAlertSink()
     return build_manager(settings)
-
-
-def alert_service(agent: Agent) -> AlertManager | None:
-    """Service factory: the agent's alert manager, re-configured on every reload."""
-    manager = agent.alerts
-    if not isinstance(manager, AlertManager):
-        return None
-
-    def on_pipeline(pipeline: Pipeline) -> None:
-        # Called now, and on the loop thread by every reload with the new pipeline.
-        register_alert_telemetry(pipeline.meter(TELEMETRY_SCOPE), manager)
-        if pipeline.settings.alerts != manager_settings[0]:
-            manager_settings[0] = pipeline.settings.alerts
-            manager.start_soon(reconfigure, manager, pipeline.settings.alerts)
-
-    manager_settings = [agent.settings.alerts]
-    agent.add_pipeline_hook(on_pipeline)
-    return manager

@@ -4,7 +4,6 @@ nats-py is imported only when a connection is made, so an agent without NATS nev
 """
 
 from ._connect import NatsError, connect, connect_options
-from ._factory import nats_service
 from ._fleet import FleetView, watch_fleet
 from ._outbox import Message, Outbox
 from ._payloads import SCHEMA_VERSION, AgentView, Subjects, alert_payload, heartbeat_payload, host_token
@@ -25,7 +24,6 @@ __all__ = [
     "connect_options",
     "heartbeat_payload",
     "host_token",
-    "nats_service",
     "silence_control",
     "watch_fleet",
 ]

@@ -12,9 +12,9 @@ from typing import Any, Protocol
 
 from otel_sysops import __version__
 from otel_sysops.alerts import Alert, AlertSink
+from otel_sysops.health import Health
 from otel_sysops.pipeline import Pipeline
 from otel_sysops.settings import Settings
-from otel_sysops.sinks._prometheus import Health
 
 # Bump when a field changes meaning or type; consumers check it.
 SCHEMA_VERSION = 1

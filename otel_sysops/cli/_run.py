@@ -20,8 +20,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from otel_sysops._logging import setup_logging
     from otel_sysops._memory import pin_mmap_threshold
-    from otel_sysops.agent import Agent
-    from otel_sysops.services import default_service_factories
+    from otel_sysops.app import Agent, default_service_factories
 
     settings, config, overrides = settings_from(args)
     setup_logging(settings.log.level, settings.log.format)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from opentelemetry.semconv._incubating.attributes.log_attributes import LOG_RECORD_ORIGINAL
 
-from otel_sysops.alerts import AlertSink, Finding, Severity
+from otel_sysops.findings import AlertSink, Finding, Severity
 
 from ._parse import sanitize, syslog_message
 from ._patterns import Match, Matcher

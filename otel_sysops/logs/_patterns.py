@@ -14,7 +14,7 @@ from opentelemetry.semconv._incubating.attributes.process_attributes import PROC
 from opentelemetry.semconv._incubating.attributes.system_attributes import SYSTEM_DEVICE
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 
-from otel_sysops.alerts import Severity
+from otel_sysops.findings import Severity
 
 ATTR_PATTERN = "sysops.log.pattern"
 ATTR_XID = "sysops.gpu.xid"

@@ -10,16 +10,13 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from otel_sysops.settings import Settings
-
 from ._analyzer import LogAnalyzer
-from ._metrics import SCOPE, register_log_metrics
 from ._patterns import Matcher, Pattern, builtin_patterns, compile_custom
 from ._sources import FileSource, JournalSource, KmsgSource, LogSource, SourceUnavailableError
 
 if TYPE_CHECKING:
-    from otel_sysops.agent import Agent
-    from otel_sysops.alerts import AlertSink
+    from otel_sysops.findings import AlertSink
+    from otel_sysops.settings import Settings
 
 _log = logging.getLogger(__name__)
 
@@ -185,12 +182,3 @@ def _journal_source(
         root=None if root == Path("/") else root,
         skip_kernel=(lambda: kmsg.active) if kmsg is not None else (lambda: False),
     )
-
-
-def log_service(agent: Agent) -> LogService | None:
-    """The service factory: build the log service and register its counters on every pipeline."""
-    service = build_log_service(agent.settings, agent.alerts)
-    if service is not None:
-        stats = service.analyzer.stats
-        agent.add_pipeline_hook(lambda pipeline: register_log_metrics(pipeline.meter(SCOPE), stats))
-    return service

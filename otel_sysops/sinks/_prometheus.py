@@ -5,18 +5,12 @@ from __future__ import annotations
 import gzip
 import logging
 import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterable
 
 from opentelemetry.exporter.prometheus import _CustomCollector
 from opentelemetry.sdk.metrics.export import MetricsData
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import Metric as PromMetric
-from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as CONTENT_TYPE_OPENMETRICS
 from prometheus_client.openmetrics.exposition import generate_latest as _render_openmetrics
-
-from otel_sysops.errors import SysopsError
 
 from ._exposition import TextRenderer
 
@@ -33,15 +27,6 @@ class _Families:
         return iter(self._families)
 
 
-@dataclass(frozen=True, slots=True)
-class Health:
-    """What /healthz and /readyz report."""
-
-    alive: bool
-    ready: bool
-    detail: str
-
-
 class PrometheusSink:
     """Translate each collection with the OTel exporter's rules and cache the exposition bytes."""
 
@@ -52,9 +37,6 @@ class PrometheusSink:
         self._families: list[PromMetric] = []
         self._rendered: dict[str, bytes] = {}
         self._renderer = TextRenderer()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self.health: Callable[[], Health] = lambda: Health(True, True, "ok")
 
     def consume(self, data: MetricsData, timestamp: float) -> None:
         # The exporter's collector holds the standard OTel -> Prometheus translation (units, _total,
@@ -89,59 +71,5 @@ class PrometheusSink:
     def failures(self) -> int:
         return 0
 
-    def serve(self, host: str, port: int) -> tuple[str, int]:
-        """Start the HTTP listener on a daemon thread; return the bound address."""
-        try:
-            server = ThreadingHTTPServer((host, port), _handler_for(self))
-        except OSError as exc:
-            raise SysopsError(f"prometheus endpoint {host}:{port}: cannot listen ({exc.strerror})") from exc
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="sysops-prometheus", daemon=True)
-        self._thread.start()
-        bound = server.server_address
-        _log.info("serving Prometheus metrics on http://%s:%d/metrics", bound[0], bound[1])
-        return str(bound[0]), int(bound[1])
-
     def close(self, timeout: float) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-
-def _handler_for(sink: PrometheusSink) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "otel-sysops"
-
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                accept = self.headers.get("Accept", "")
-                openmetrics = "application/openmetrics-text" in accept
-                gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
-                body = sink.render("openmetrics" if openmetrics else "text", gzipped)
-                ctype = CONTENT_TYPE_OPENMETRICS if openmetrics else CONTENT_TYPE_PLAIN_0_0_4
-                self._reply(200, body, ctype, gzipped)
-            elif path in ("/healthz", "/readyz"):
-                health = sink.health()
-                ok = health.alive if path == "/healthz" else health.ready
-                self._reply(200 if ok else 503, (health.detail + "\n").encode(), "text/plain; charset=utf-8")
-            else:
-                self._reply(
-                    404, b"not found: try /metrics, /healthz or /readyz\n", "text/plain; charset=utf-8"
-                )
-
-        def _reply(self, code: int, body: bytes, ctype: str, gzipped: bool = False) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            if gzipped:
-                self.send_header("Content-Encoding", "gzip")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            _log.debug("http %s", format % args)
-
-    return Handler
+        """Nothing to release: the agent's HTTP server serves /metrics (see sinks._http)."""

@@ -15,7 +15,7 @@ import pytest
 
 from otel_sysops.agent import Agent
 from otel_sysops.alerts import AlertManager, Finding, Severity
-from otel_sysops.alerts._build import alert_service
+from otel_sysops.app import alert_service
 from otel_sysops.plugin import Analyzer, AnalyzerContext
 from otel_sysops.settings import Settings, load_settings
 from tests.alerts._servers import http_receiver

@@ -6,14 +6,14 @@ from collections.abc import Callable
 
 from otel_sysops.agent import Agent
 from otel_sysops.alerts import AlertManager, Finding, Severity
-from otel_sysops.alerts._build import alert_service
+from otel_sysops.app import alert_service
 from otel_sysops.pipeline import iter_points
 from otel_sysops.settings import Settings
 
 
 def test_alert_metrics_in_the_tick(make_settings: Callable[..., Settings]) -> None:
     agent = Agent(make_settings(alerts={"group_window": 60}))
-    manager = alert_service(agent)
+    manager = alert_service(agent.context())
     assert isinstance(manager, AlertManager)
     manager.submit(Finding("cpu", "system.cpu.utilization", {}, Severity.CRITICAL, "busy"))
     manager.submit(Finding("cpu", "system.cpu.utilization", {}, Severity.CRITICAL, "busy"))

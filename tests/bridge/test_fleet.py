@@ -17,9 +17,9 @@ import pytest
 
 from otel_sysops.alerts import LogAlertSink
 from otel_sysops.bridge import FleetView, NatsBridge
+from otel_sysops.health import Health
 from otel_sysops.pipeline import Pipeline
 from otel_sysops.settings import Settings
-from otel_sysops.sinks._prometheus import Health
 from tests.bridge.conftest import NatsServer
 from tests.bridge.support import make_alert, run, validate, wait_until
 

@@ -16,7 +16,8 @@ import pytest
 from nats.aio.msg import Msg
 
 from otel_sysops.agent import Agent
-from otel_sysops.bridge import NatsBridge, nats_service
+from otel_sysops.app import nats_service
+from otel_sysops.bridge import NatsBridge
 from otel_sysops.inventory import Roots, collect_inventory
 from otel_sysops.pipeline import iter_points
 from otel_sysops.settings import Settings
@@ -64,7 +65,7 @@ class Inbox:
 
 def test_subjects_and_payloads(nats_server: NatsServer, make_settings: Callable[..., Settings]) -> None:
     agent = make_agent(make_settings, nats_server.url)
-    bridge = nats_service(agent)
+    bridge = nats_service(agent.context())
     assert bridge is not None
     manager = agent.alerts
     assert isinstance(manager, FakeAlertManager)
@@ -400,7 +401,7 @@ def test_silence_without_alert_manager_says_so(
         hostname="node-1", nats={"url": nats_server.url, **FAST}, alerts={"enabled": False}
     )
     agent = Agent(settings)  # alerts off: the plain log sink, no silences, no channels
-    bridge = nats_service(agent)
+    bridge = nats_service(agent.context())
     assert bridge is not None
 
     async def main() -> None:

@@ -13,8 +13,8 @@ import pytest
 
 from otel_sysops.agent import Agent
 from otel_sysops.alerts import AlertManager, Finding, Severity
-from otel_sysops.alerts._build import alert_service
-from otel_sysops.bridge import NatsBridge, nats_service
+from otel_sysops.app import alert_service, nats_service
+from otel_sysops.bridge import NatsBridge
 from otel_sysops.settings import Settings
 from tests.bridge.conftest import NatsServer
 from tests.bridge.support import run, validate, wait_until

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from otel_sysops.agent import Agent
+from otel_sysops.app import log_service
 from otel_sysops.cli import main
 from otel_sysops.errors import ConfigError
-from otel_sysops.logs._service import log_service
 from otel_sysops.pipeline import iter_points
 from otel_sysops.settings import Settings, load_settings
 
@@ -90,7 +90,7 @@ def test_counters_are_exported_through_the_pipeline_and_survive_a_new_pipeline(
     log.write_text("")
     settings = make_settings(logs={"files": [str(log)], "kmsg": False, "journal": False})
     agent = Agent(settings, service_factories=[log_service])
-    service = log_service(agent)
+    service = log_service(agent.context())
     assert service is not None
     service.analyzer.feed("file", [OOM, "noise"], path=str(log))
     points = _log_points(agent)
