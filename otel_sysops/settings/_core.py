@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import threading
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
-from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from otel_sysops.errors import ConfigError
 
@@ -108,38 +106,30 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # CLI (init kwargs) > environment > file > defaults; no dotenv, no secrets dir.
-        return (init_settings, env_settings, _FileSource(settings_cls, _FILE_DATA.get()))
+        # A bare Settings(): keyword arguments > environment > defaults; no dotenv, no secrets dir.
+        # The agent builds through load_settings(), which names every source explicitly.
+        return (init_settings, env_settings)
 
 
-class _FileData:
-    """The parsed TOML of the file being loaded, handed to the settings source."""
+class _MappingEnvSource(EnvSettingsSource):
+    """The environment source over an explicit mapping (a copy of the environment plus secrets)."""
 
-    def __init__(self) -> None:
-        self._data: dict[str, Any] = {}
-
-    def get(self) -> dict[str, Any]:
-        return self._data
-
-    def set(self, data: dict[str, Any]) -> None:
-        self._data = data
-
-
-_FILE_DATA = _FileData()
-
-
-class _FileSource(PydanticBaseSettingsSource):
-    """Serve the parsed TOML file as the lowest-priority source."""
-
-    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
         super().__init__(settings_cls)
-        self._data = data
+        # Settings are case-insensitive: the source looks names up lower-cased.
+        self.env_vars = {key.lower(): value for key, value in environ.items()}
 
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return self._data.get(field_name), field_name, False
 
-    def __call__(self) -> dict[str, Any]:
-        return dict(self._data)
+def _merge(low: Mapping[str, Any], high: Mapping[str, Any]) -> dict[str, Any]:
+    """Return `low` updated by `high`, tables merged key by key (how sources layer)."""
+    out = dict(low)
+    for key, value in high.items():
+        below = out.get(key)
+        if isinstance(value, Mapping) and isinstance(below, Mapping):
+            out[key] = _merge(below, value)
+        else:
+            out[key] = value
+    return out
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -228,22 +218,19 @@ def load_settings(
 
     Raise ConfigError with one line naming the field on any invalid or unknown input.
     """
-    env = os.environ if environ is None else environ
+    env = dict(os.environ) if environ is None else environ
     if config is None and env.get(CONFIG_ENV):
         config = Path(env[CONFIG_ENV])
     known = set(_env_names(Settings, ENV_PREFIX))
     _check_unknown_env(env, known)
     resolved = _read_secret_files(env, known)
     data = _read_toml(config) if config is not None else {}
-    _FILE_DATA.set(data)
     try:
-        if resolved is not os.environ:
-            return _build_with_environ(resolved, dict(overrides or {}))
-        return Settings(**dict(overrides or {}))
+        # Defaults < file < environment < command line; os.environ is read (copied), never written.
+        from_env = _MappingEnvSource(Settings, resolved)()
+        return Settings.model_validate(_merge(_merge(data, from_env), dict(overrides or {})))
     except ValidationError as exc:
         raise ConfigError(_format_error(exc, config, env)) from exc
-    finally:
-        _FILE_DATA.set({})
 
 
 def _read_secret_files(environ: Mapping[str, str], known: set[str]) -> Mapping[str, str]:
@@ -267,24 +254,3 @@ def _read_secret_files(environ: Mapping[str, str], known: set[str]) -> Mapping[s
         out.pop(key)
         out.setdefault(target, secret)
     return environ if out is None else out
-
-
-# Building against another environment swaps os.environ for a moment: one build at a time.
-_ENVIRON_LOCK = threading.Lock()
-
-
-def _build_with_environ(environ: Mapping[str, str], overrides: dict[str, Any]) -> Settings:
-    """Build settings against an explicit environment (tests, reload checks, secret files)."""
-    with _ENVIRON_LOCK:
-        return _build_swapped(environ, overrides)
-
-
-def _build_swapped(environ: Mapping[str, str], overrides: dict[str, Any]) -> Settings:
-    saved = dict(os.environ)
-    try:
-        os.environ.clear()
-        os.environ.update(environ)
-        return Settings(**overrides)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
