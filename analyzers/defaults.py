@@ -21,7 +21,7 @@ from opentelemetry.semconv._incubating.metrics import hw_metrics as hw
 from opentelemetry.semconv._incubating.metrics import process_metrics as pm
 from opentelemetry.semconv._incubating.metrics import system_metrics as sm
 
-from otel_sysops.settings._analyzers import LeakRule, ThresholdRule, TrendRule
+from otel_sysops.settings import LeakRule, ThresholdRule, TrendRule
 
 from ._common import describe_series
 

@@ -13,7 +13,7 @@ from opentelemetry.semconv._incubating.attributes.process_attributes import (
 
 from otel_sysops.alerts import Finding, Severity
 from otel_sysops.plugin import Analyzer, AnalyzerContext
-from otel_sysops.settings._analyzers import LeakRule
+from otel_sysops.settings import LeakRule
 from otel_sysops.store import AttrKey
 
 from ._common import Transitions, fmt_duration, fmt_value, keys_of, matches

@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from otel_sysops.alerts import Finding, Severity
 from otel_sysops.plugin import Analyzer, AnalyzerContext
-from otel_sysops.settings._analyzers import ThresholdRule
+from otel_sysops.settings import ThresholdRule
 from otel_sysops.store import AttrKey
 
 from ._common import SeriesIndex, Transitions, fmt_duration, fmt_value, keys_of, matches

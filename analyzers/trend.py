@@ -18,7 +18,7 @@ from opentelemetry.semconv._incubating.metrics import system_metrics as sm
 from otel_sysops.alerts import Finding, Severity
 from otel_sysops.churn import ChurningMeter
 from otel_sysops.plugin import Analyzer, AnalyzerContext
-from otel_sysops.settings._analyzers import TrendRule
+from otel_sysops.settings import TrendRule
 from otel_sysops.store import AttrKey
 
 from ._common import METRIC_ATTRIBUTE, Transitions, fmt_duration, fmt_value, keys_of, matches

@@ -29,8 +29,7 @@ from pydantic_core import PydanticUndefined
 from .catalog import InstrumentInfo
 from .pipeline import SELF_SCOPE, Pipeline
 from .plugin import ANALYZERS_GROUP, INSTRUMENTATION_GROUP, AnalyzerContext, CollectorContext
-from .settings import Settings, load_settings
-from .settings._core import ENV_NESTED, ENV_PREFIX
+from .settings import ENV_NESTED, ENV_PREFIX, Settings, load_settings
 
 _log = logging.getLogger(__name__)
 

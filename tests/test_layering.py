@@ -120,3 +120,16 @@ def test_domain_packages_never_see_the_agent() -> None:
     for module, targets in imports().items():
         if unit(module) in {"alerts", "bridge", "logs", "store", "sinks", "inventory"}:
             assert not {t for t in targets if unit(t) in {"app", "agent", "services"}}, module
+
+
+def test_across_packages_only_public_faces_are_imported() -> None:
+    private = []
+    for module, targets in imports().items():
+        for target in targets:
+            if unit(module) == unit(target):
+                continue
+            # Below the package: otel_sysops.<package>.<module>, instrumentation.<module>.
+            below = target.split(".")[2:] if target.startswith("otel_sysops.") else target.split(".")[1:]
+            if any(part.startswith("_") for part in below):
+                private.append(f"{module} -> {target}")
+    assert private == []

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from otel_sysops.findings import AlertSink, LogAlertSink, Severity
 from otel_sysops.resource import host_name
-from otel_sysops.settings._alerts import (
+from otel_sysops.settings import (
     AlertsSettings,
     ChannelSettings,
     DiscordChannelSettings,

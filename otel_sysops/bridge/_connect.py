@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from otel_sysops.errors import ConfigError, MissingDependencyError, SysopsError
-from otel_sysops.settings._nats import NatsSettings
+from otel_sysops.settings import NatsSettings
 
 if TYPE_CHECKING:
     from nats.aio.client import Client

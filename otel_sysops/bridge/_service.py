@@ -20,7 +20,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from otel_sysops.alerts import Alert, Notification, Severity, SilenceControl
 from otel_sysops.errors import ConfigError
 from otel_sysops.inventory import inventory_hash
-from otel_sysops.settings._nats import NatsSettings
+from otel_sysops.settings import NatsSettings
 
 from ._connect import NatsError, connect
 from ._outbox import Message, Outbox

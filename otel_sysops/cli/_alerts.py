@@ -7,7 +7,7 @@ import argparse
 import anyio
 
 from otel_sysops._logging import setup_logging
-from otel_sysops.alerts._build import build_manager
+from otel_sysops.alerts import build_manager
 from otel_sysops.errors import ConfigError
 
 from ._common import add_settings_options, settings_from

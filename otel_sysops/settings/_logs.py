@@ -27,7 +27,7 @@ class LogPatternSettings(Section):
 
     @model_validator(mode="after")
     def _compiles(self) -> Self:
-        from otel_sysops.logs._patterns import compile_custom
+        from otel_sysops.logs import compile_custom
 
         compile_custom(self.name, self.regex, self.severity, self.message, self.keywords, self.key)
         return self
@@ -60,7 +60,7 @@ class LogsSettings(Section):
 
     @model_validator(mode="after")
     def _names(self) -> Self:
-        from otel_sysops.logs._patterns import builtin_patterns
+        from otel_sysops.logs import builtin_patterns
 
         builtin = {p.name for p in builtin_patterns()}
         for name in self.disabled_patterns:
