@@ -4,14 +4,16 @@ nats-py is imported only when a connection is made, so an agent without NATS nev
 """
 
 from ._connect import NatsError, connect, connect_options
+from ._control import ControlPlane, silence_control
 from ._fleet import FleetView, watch_fleet
 from ._outbox import Message, Outbox
 from ._payloads import SCHEMA_VERSION, AgentView, Subjects, alert_payload, heartbeat_payload, host_token
-from ._service import NatsAlertChannel, NatsBridge, silence_control
+from ._service import NatsAlertChannel, NatsBridge
 
 __all__ = [
     "SCHEMA_VERSION",
     "AgentView",
+    "ControlPlane",
     "FleetView",
     "Message",
     "NatsAlertChannel",

@@ -6,23 +6,23 @@ ordered buffer, optionally spooled to disk) and a publisher task drains it while
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-from otel_sysops.alerts import Alert, Notification, Severity, SilenceControl
+from otel_sysops.alerts import Alert, Notification, Severity
 from otel_sysops.errors import ConfigError
 from otel_sysops.inventory import inventory_hash
 from otel_sysops.settings import NatsSettings
 
 from ._connect import NatsError, connect
+from ._control import ControlPlane
 from ._outbox import Message, Outbox
 from ._payloads import (
     CONTROL_OPS,
@@ -30,15 +30,12 @@ from ._payloads import (
     Subjects,
     alert_msg_id,
     alert_payload,
-    collector_health,
     encode,
     heartbeat_payload,
-    reply,
 )
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
-    from nats.aio.msg import Msg
     from nats.js import JetStreamContext
 
 _log = logging.getLogger(__name__)
@@ -49,18 +46,8 @@ _BATCH = 256
 _STREAM_RECHECK = 300.0
 # Longest wait between reconnect attempts while the server is merely unreachable.
 _UNREACHABLE_CAP = 30.0
-# Longest silence accepted over the control plane.
-_MAX_SILENCE = 30 * 86400.0
 
 InventorySource = Callable[[], dict[str, Any]]
-
-
-def silence_control(sink: object) -> SilenceControl | None:
-    """Return the alert sink as a SilenceControl when it offers silences (the alert manager), else None."""
-    needed = ("add_silence", "remove_silence", "silences", "active_alerts")
-    if all(callable(getattr(sink, name, None)) for name in needed):
-        return cast(SilenceControl, sink)
-    return None
 
 
 class NatsAlertChannel:
@@ -125,6 +112,13 @@ class NatsBridge:
         self._connecting = False
         self._closing = False
         self._logged: set[str] = set()
+        self.control = ControlPlane(
+            agent,
+            host,
+            self.stats,
+            self.bridge_stats,
+            self._collect_inventory if inventory is not None else None,
+        )
 
     # -- what producers call ------------------------------------------------------------------
 
@@ -137,6 +131,10 @@ class NatsBridge:
         """Queue one alert for `{prefix}.{host}.alerts`; return at once."""
         self.outbox.put(self.subjects.alerts, encode(alert_payload(alert)), "alert", alert_msg_id(alert))
         self._notify()
+
+    def status(self) -> dict[str, Any]:
+        """Return the `control.status` reply: health, collectors, active alerts and silences."""
+        return self.control.status()
 
     def bridge_stats(self) -> dict[str, Any]:
         """Return the bridge's own counters (in heartbeats and status replies)."""
@@ -287,7 +285,7 @@ class NatsBridge:
                 if self.agent is not None:
                     tg.start_soon(self._heartbeat_loop, nc)
                     for op in CONTROL_OPS:
-                        await nc.subscribe(self.subjects.control(op), cb=self._control)
+                        await nc.subscribe(self.subjects.control(op), cb=self.control.handle)
                 await closed.wait()
                 tg.cancel_scope.cancel()
         except Exception as exc:  # noqa: BLE001 - a failed session ends in a reconnect, never ends the agent
@@ -444,103 +442,3 @@ class NatsBridge:
         self.outbox.put_latest(self.subjects.inventory, encode(doc), "inventory")
         self.inventory_hash, self._inventory_at = doc["hash"], now
         self._notify()
-
-    # -- control plane --------------------------------------------------------------------------
-
-    async def _control(self, msg: Msg) -> None:
-        op = msg.subject.rsplit(".", 1)[-1]
-        self.stats["control_requests"] += 1
-        try:
-            request = json.loads(msg.data) if msg.data.strip() else {}
-            if not isinstance(request, dict):
-                raise ValueError("expected a JSON object")
-        except ValueError as exc:
-            answer = reply(False, error=f"bad request: {exc}")
-        else:
-            _log.info("control request %s %s", op, json.dumps(request)[:200])
-            try:
-                answer = await self._dispatch(op, request)
-            except (ValueError, TypeError) as exc:
-                answer = reply(False, error=str(exc))
-            except Exception as exc:  # noqa: BLE001 - a request always gets an answer
-                _log.warning("control request %s failed: %s: %s", op, type(exc).__name__, exc)
-                answer = reply(False, error=f"{op} failed: {type(exc).__name__}: {exc}")
-        if not msg.reply:
-            return
-        import nats.errors
-
-        try:
-            await msg.respond(encode(answer))
-        except nats.errors.MaxPayloadError:
-            await msg.respond(encode(reply(False, error="reply larger than the server's max_payload")))
-
-    async def _dispatch(self, op: str, request: Mapping[str, Any]) -> dict[str, Any]:
-        if op == "status":
-            return self.status()
-        if op == "inventory":
-            if self._inventory is None:
-                return reply(False, error="no inventory source")
-            return reply(True, inventory=await self._collect_inventory())
-        if op == "silence":
-            return self._silence(request)
-        if op == "reload":
-            return self._reload()
-        return reply(False, error=f"unknown operation {op!r}; accepted: {', '.join(CONTROL_OPS)}")
-
-    def _reload(self) -> dict[str, Any]:
-        request_reload = getattr(self.agent, "request_reload", None)
-        if not callable(request_reload):
-            return reply(False, error="this agent cannot reload")
-        request_reload()
-        return reply(True, reloading=True)
-
-    def status(self) -> dict[str, Any]:
-        """Return the `control.status` reply: health, collectors, active alerts and silences."""
-        assert self.agent is not None
-        health = self.agent.health()
-        control = silence_control(self.agent.alerts)
-        return reply(
-            True,
-            host=self.host,
-            time=time.time(),
-            version=heartbeat_payload(self.agent, self.host, 0, {})["agent"],
-            health={"alive": health.alive, "ready": health.ready, "detail": health.detail},
-            last_tick=self.agent.pipeline.last_tick,
-            collectors=collector_health(self.agent.pipeline),
-            silences_supported=control is not None,
-            alerts=[a.to_dict() for a in control.active_alerts()] if control else None,
-            silences=control.silences() if control else None,
-            bridge=self.bridge_stats(),
-        )
-
-    def _silence(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        assert self.agent is not None
-        control = silence_control(self.agent.alerts)
-        if control is None:
-            return reply(False, error="silences not supported: the agent runs without the alert manager")
-        action = request.get("action", "add")
-        if action == "list":
-            return reply(True, silences=control.silences())
-        if action == "remove":
-            silence_id = request.get("id")
-            if not isinstance(silence_id, str) or not silence_id:
-                raise ValueError('remove needs "id": the silence id')
-            existed = control.remove_silence(silence_id)
-            return reply(existed, id=silence_id, **({} if existed else {"error": "no such silence"}))
-        if action != "add":
-            raise ValueError(f"unknown action {action!r}; accepted: add, remove, list")
-        matchers = request.get("matchers")
-        if not isinstance(matchers, dict) or not matchers:
-            raise ValueError('add needs "matchers": an object of field or label -> value')
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in matchers.items()):
-            raise ValueError("matchers map strings to strings")
-        duration = request.get("duration")
-        if not isinstance(duration, int | float) or not 0 < duration <= _MAX_SILENCE:
-            raise ValueError(f'add needs "duration": seconds, more than 0 and at most {_MAX_SILENCE:.0f}')
-        silence_id = control.add_silence(
-            matchers,
-            float(duration),
-            comment=str(request.get("comment", "")),
-            created_by=str(request.get("created_by", "nats")),
-        )
-        return reply(True, id=silence_id)
