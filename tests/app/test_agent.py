@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import threading
+import urllib.request
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
@@ -18,9 +19,17 @@ from otel_sysops.pipeline import Pipeline
 from otel_sysops.plugin import Analyzer, AnalyzerContext
 from otel_sysops.settings import load_settings
 from tests.conftest import free_port
-from tests.e2e.test_run_otlp_prometheus import get
 
 DEADLINE = 30.0
+
+
+def get(url: str) -> tuple[int, str]:
+    """Return (status, body); (0, "") for an HTTP error or no answer."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return int(resp.status), resp.read().decode()
+    except OSError:
+        return 0, ""
 
 
 async def wait_for(condition: Callable[[], bool], what: str) -> None:
