@@ -1,15 +1,15 @@
-"""The NATS bridge service: alerts, inventory and heartbeats out; control requests in.
+"""The NATS bridge service: connection supervision; it runs the publisher, the heartbeats, the
+inventory schedule and the control plane (each its own part) inside each session.
 
 Nothing else in the agent waits on NATS: alerts and inventory are put in the outbox (a bounded,
-ordered buffer, optionally spooled to disk) and a publisher task drains it while connected.
+ordered buffer, optionally spooled to disk) and the publisher drains it while connected.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -18,36 +18,22 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from otel_sysops.alerts import Alert, Notification, Severity
 from otel_sysops.errors import ConfigError
-from otel_sysops.inventory import inventory_hash
 from otel_sysops.settings import NatsSettings
 
 from ._connect import NatsError, connect
 from ._control import ControlPlane
-from ._outbox import Message, Outbox
-from ._payloads import (
-    CONTROL_OPS,
-    AgentView,
-    Subjects,
-    alert_msg_id,
-    alert_payload,
-    encode,
-    heartbeat_payload,
-)
+from ._outbox import Outbox
+from ._payloads import CONTROL_OPS, AgentView, Subjects, alert_msg_id, alert_payload, encode
+from ._publish import Publisher
+from ._schedule import Heartbeats, InventorySchedule, InventorySource
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
-    from nats.js import JetStreamContext
 
 _log = logging.getLogger(__name__)
 
-# Messages published per flush on the core path.
-_BATCH = 256
-# How often the publisher re-asks whether a JetStream stream covers the alert subject.
-_STREAM_RECHECK = 300.0
 # Longest wait between reconnect attempts while the server is merely unreachable.
 _UNREACHABLE_CAP = 30.0
-
-InventorySource = Callable[[], dict[str, Any]]
 
 
 class NatsAlertChannel:
@@ -94,7 +80,6 @@ class NatsBridge:
                 f"nats.spool_dir: {settings.spool_dir} cannot be used ({exc.strerror})"
             ) from exc
         self.channel = NatsAlertChannel(self)
-        self._inventory = inventory
         self.stats: dict[str, int] = {
             "published": 0,
             "published_jetstream": 0,
@@ -105,19 +90,27 @@ class NatsBridge:
             "rejected": 0,
         }
         self.last_error: NatsError | None = None
-        self.inventory_hash: str | None = None
-        self._inventory_at: float | None = None
         self._nc: Client | None = None
-        self._wake: anyio.Event | None = None
         self._connecting = False
         self._closing = False
         self._logged: set[str] = set()
+        self.publisher = Publisher(settings, self.subjects, self.outbox, self.stats, self._on_error)
+        self.inventory = (
+            InventorySchedule(inventory, settings, self.subjects, self.outbox, self.publisher.notify)
+            if inventory is not None
+            else None
+        )
+        self.heartbeats = (
+            Heartbeats(agent, host, settings, self.subjects, self.stats, self.bridge_stats)
+            if agent is not None
+            else None
+        )
         self.control = ControlPlane(
             agent,
             host,
             self.stats,
             self.bridge_stats,
-            self._collect_inventory if inventory is not None else None,
+            self.inventory.collect if self.inventory is not None else None,
         )
 
     # -- what producers call ------------------------------------------------------------------
@@ -130,7 +123,7 @@ class NatsBridge:
     def publish_alert(self, alert: Alert) -> None:
         """Queue one alert for `{prefix}.{host}.alerts`; return at once."""
         self.outbox.put(self.subjects.alerts, encode(alert_payload(alert)), "alert", alert_msg_id(alert))
-        self._notify()
+        self.publisher.notify()
 
     def status(self) -> dict[str, Any]:
         """Return the `control.status` reply: health, collectors, active alerts and silences."""
@@ -194,18 +187,19 @@ class NatsBridge:
             "sysops.nats.connect.failures", [failures], "{attempt}", "Failed NATS connection attempts"
         )
 
-    def _notify(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
+    @property
+    def inventory_hash(self) -> str | None:
+        """Return the hash of the inventory last queued (None before the first)."""
+        return self.inventory.hash if self.inventory is not None else None
 
     # -- the service ----------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Connect (and reconnect) forever; compute the inventory on its own schedule."""
-        self._wake = anyio.Event()
+        self.publisher.start()
         async with anyio.create_task_group() as tg:
-            if self._inventory is not None:
-                tg.start_soon(self._inventory_loop)
+            if self.inventory is not None:
+                tg.start_soon(self.inventory.run)
             tg.start_soon(self._connection_loop)
 
     async def aclose(self, timeout: float) -> None:
@@ -281,9 +275,9 @@ class NatsBridge:
         self._nc = nc
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._publisher, nc)
-                if self.agent is not None:
-                    tg.start_soon(self._heartbeat_loop, nc)
+                tg.start_soon(self.publisher.run, nc)
+                if self.heartbeats is not None:
+                    tg.start_soon(self.heartbeats.run, nc)
                     for op in CONTROL_OPS:
                         await nc.subscribe(self.subjects.control(op), cb=self.control.handle)
                 await closed.wait()
@@ -305,140 +299,3 @@ class NatsBridge:
             self._logged.clear()  # bounded memory; a long-lived error is then logged once more
         self._logged.add(text)
         _log.log(level, "NATS: %s", text)
-
-    # -- publishing -----------------------------------------------------------------------------
-
-    async def _wait_for_work(self) -> None:
-        assert self._wake is not None
-        with anyio.move_on_after(1.0):
-            await self._wake.wait()
-        self._wake = anyio.Event()
-
-    async def _has_stream(self, js: JetStreamContext) -> bool:
-        import nats.errors
-        import nats.js.errors
-
-        try:
-            name = await js.find_stream_name_by_subject(self.subjects.alerts)
-        except nats.js.errors.NotFoundError:
-            return False
-        except (nats.errors.Error, TimeoutError) as exc:
-            # No JetStream on the server (no responders) or no permission for its API.
-            _log.debug("no JetStream stream lookup for %s: %s", self.subjects.alerts, exc)
-            return False
-        _log.info("alerts go to JetStream stream %s (acknowledged, de-duplicated by id)", name)
-        return True
-
-    async def _publisher(self, nc: Client) -> None:
-        import nats.errors
-        import nats.js.errors
-
-        js = nc.jetstream(timeout=self.settings.publish_timeout)
-        checked = -math.inf
-        has_stream = False
-        while True:
-            batch = self.outbox.peek(_BATCH)
-            if not batch:
-                await self._wait_for_work()
-                continue
-            if not nc.is_connected:
-                await anyio.sleep(0.05)
-                continue
-            if self.settings.jetstream and time.monotonic() - checked > _STREAM_RECHECK:
-                has_stream = await self._has_stream(js)
-                checked = time.monotonic()
-            try:
-                await self._deliver(nc, js, batch, has_stream)
-            except nats.js.errors.NoStreamResponseError:
-                checked = -math.inf  # the stream went away: look again, then publish on core
-            except nats.js.errors.APIError as exc:
-                # The stream refuses (full with discard=new, sealed, ...): core publish for a while
-                # rather than holding every later alert behind this one.
-                _log.warning("JetStream refused an alert (%s); publishing alerts on core NATS", exc)
-                has_stream, checked = False, time.monotonic()
-            except (nats.errors.Error, TimeoutError) as exc:
-                await self._on_error(exc)
-                await anyio.sleep(min(1.0, self.settings.reconnect_wait))
-
-    async def _deliver(
-        self, nc: Client, js: JetStreamContext, batch: list[Message], has_stream: bool
-    ) -> None:
-        """Publish a batch in order; forget each message once the server confirmed it."""
-        import nats.errors
-
-        core: list[Message] = []
-        for message in batch:
-            headers = {"Nats-Msg-Id": message.msg_id} if message.msg_id else None
-            if message.kind == "alert" and has_stream:
-                if core:
-                    await self._flush(nc, core)
-                    core = []
-                await js.publish(message.subject, message.payload, headers=headers)
-                self.outbox.ack([message])
-                self.stats["published_jetstream"] += 1
-                continue
-            try:
-                await nc.publish(message.subject, message.payload, headers=headers)
-            except nats.errors.MaxPayloadError:
-                # It will never fit: drop it (counted) instead of blocking everything behind it.
-                _log.error(
-                    "dropping a %d-byte %s message: larger than the server's max_payload",
-                    len(message.payload),
-                    message.kind,
-                )
-                self.outbox.ack([message])
-                self.stats["rejected"] += 1
-                continue
-            core.append(message)
-        if core:
-            await self._flush(nc, core)
-
-    async def _flush(self, nc: Client, sent: list[Message]) -> None:
-        # A PING/PONG round trip: the server has processed everything published before it.
-        await nc.flush(timeout=math.ceil(self.settings.publish_timeout))
-        self.outbox.ack(sent)
-        self.stats["published"] += len(sent)
-
-    async def _heartbeat_loop(self, nc: Client) -> None:
-        import nats.errors
-
-        assert self.agent is not None
-        interval = self.settings.heartbeat_interval
-        while True:
-            if nc.is_connected:
-                doc = heartbeat_payload(self.agent, self.host, interval, self.bridge_stats())
-                try:
-                    await nc.publish(self.subjects.heartbeat, encode(doc))
-                    self.stats["heartbeats"] += 1
-                except nats.errors.Error as exc:
-                    # Heartbeats are not held: a stale one is worthless once the link is back.
-                    _log.debug("heartbeat not sent: %s", exc)
-            await anyio.sleep(interval)
-
-    # -- inventory ------------------------------------------------------------------------------
-
-    async def _collect_inventory(self) -> dict[str, Any]:
-        assert self._inventory is not None
-        doc = await anyio.to_thread.run_sync(self._inventory)
-        doc.setdefault("hash", inventory_hash(doc))
-        return doc
-
-    async def _inventory_loop(self) -> None:
-        while True:
-            try:
-                doc = await self._collect_inventory()
-            except Exception as exc:  # noqa: BLE001 - a broken reader must not stop the bridge
-                _log.warning("inventory failed: %s", exc)
-            else:
-                self._offer_inventory(doc)
-            await anyio.sleep(self.settings.inventory_interval)
-
-    def _offer_inventory(self, doc: dict[str, Any]) -> None:
-        """Queue the inventory when it changed, or when the forced interval passed."""
-        now = time.monotonic()
-        due = self._inventory_at is None or now - self._inventory_at >= self.settings.inventory_force_interval
-        if doc["hash"] == self.inventory_hash and not due:
-            return
-        self.outbox.put_latest(self.subjects.inventory, encode(doc), "inventory")
-        self.inventory_hash, self._inventory_at = doc["hash"], now
-        self._notify()
