@@ -231,6 +231,17 @@ def configuration_reference(model: type[BaseModel] = Settings) -> str:
         "`OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_EXPORTER_OTLP_COMPRESSION`, `OTEL_RESOURCE_ATTRIBUTES`, "
         "`OTEL_SERVICE_NAME`. In Kubernetes, `K8S_NODE_NAME`, `K8S_POD_NAME`, `K8S_NAMESPACE_NAME` and "
         "`K8S_POD_UID` (from the downward API) become `k8s.*` resource attributes.\n",
+        "The SDK's own variables too: `OTEL_SDK_DISABLED=true` exports nothing (no OTLP, no `/metrics` "
+        "listener, so no `/healthz` either) while the agent still collects, analyses and alerts; "
+        "`OTEL_METRICS_EXPORTER` (`otlp`, `prometheus`, a comma list of both, or `none`) picks the "
+        "exporters; `OTEL_METRIC_EXPORT_INTERVAL` (milliseconds) is the interval when `interval` is "
+        "not set; `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta` sends counters as deltas "
+        "over OTLP (`cumulative` is the default; `lowmemory` is cumulative for the agent's "
+        "asynchronous instruments). An explicit setting (`otlp.enabled`, `prometheus.enabled`, "
+        "`interval`, from the file, `SYSOPS_*` or the command line) wins over these, except "
+        "`OTEL_SDK_DISABLED`. `service.instance.id` is a UUID v5 of `service.name` and `host.id` "
+        "(the machine id), the same across restarts; set it with "
+        "`OTEL_RESOURCE_ATTRIBUTES=service.instance.id=...`.\n",
     ]
     for key, section, leaves in iter_settings(model):
         if key:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -17,11 +18,13 @@ from ._logging import setup_logging
 from .alerts import AlertSink
 from .alerts._build import build_alert_sink
 from .errors import ConfigError, SysopsError
+from .otelenv import resolve_otel_environment
 from .pipeline import Pipeline
 from .settings import Settings, load_settings
 from .sinks import PrometheusSink
 from .sinks._otlp import OtlpSink, make_exporter, otlp_enabled, otlp_protocol
 from .sinks._prometheus import Health
+from .sinks._temporality import with_temporality
 
 _log = logging.getLogger(__name__)
 
@@ -56,6 +59,8 @@ def build_pipeline(
         pipeline.rollup_db, previous.rollup_db = previous.rollup_db, None
     if otlp_enabled(settings.otlp):
         exporter = make_exporter(otlp_protocol(settings.otlp))
+        # OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta: deltas from our cumulative points.
+        exporter = with_temporality(exporter, resolve_otel_environment(os.environ).temporality)
         pipeline.add_sink(OtlpSink(exporter, settings.otlp.queue_size, settings.otlp.max_attempts))
     if settings.prometheus.enabled:
         pipeline.add_sink(PrometheusSink())

@@ -228,6 +228,8 @@ def load_settings(
 
     Raise ConfigError with one line naming the field on any invalid or unknown input.
     """
+    from otel_sysops.otelenv import apply_otel_environment  # OTEL_SDK_DISABLED, OTEL_METRICS_EXPORTER, ...
+
     env = os.environ if environ is None else environ
     if config is None and env.get(CONFIG_ENV):
         config = Path(env[CONFIG_ENV])
@@ -238,8 +240,8 @@ def load_settings(
     _FILE_DATA.set(data)
     try:
         if resolved is not os.environ:
-            return _build_with_environ(resolved, dict(overrides or {}))
-        return Settings(**dict(overrides or {}))
+            return apply_otel_environment(_build_with_environ(resolved, dict(overrides or {})), env)
+        return apply_otel_environment(Settings(**dict(overrides or {})), env)
     except ValidationError as exc:
         raise ConfigError(_format_error(exc, config, env)) from exc
     finally:
