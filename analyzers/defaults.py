@@ -92,7 +92,7 @@ DEFAULT_TRENDS: tuple[TrendRule, ...] = (
 DEFAULT_LEAKS: tuple[LeakRule, ...] = (
     # 32 MB of growth at least: allocator noise and caches warming up stay below it.
     LeakRule(metric=pm.PROCESS_MEMORY_USAGE, min_increase=32e6, display="bytes"),
-    LeakRule(metric=pm.PROCESS_OPEN_FILE_DESCRIPTOR_COUNT, min_increase=32),
+    LeakRule(metric=pm.PROCESS_UNIX_FILE_DESCRIPTOR_COUNT, min_increase=32),
 )
 
 R = TypeVar("R", ThresholdRule, TrendRule, LeakRule)
