@@ -356,6 +356,13 @@ def default_settings() -> Settings:
     return load_settings(None, {"prometheus": {"enabled": False}}, environ={})
 
 
+def semconv_release() -> str:
+    """Return the semantic conventions release the installed package follows ("v1.44.0")."""
+    from opentelemetry.semconv.schemas import Schemas
+
+    return "v" + list(Schemas)[-1].value.rsplit("/", 1)[1]
+
+
 def metrics_reference(settings: Settings | None = None) -> str:
     """Return the Markdown metrics reference generated from the registered instruments."""
     pipeline = Pipeline(settings or default_settings())
@@ -372,6 +379,10 @@ def metrics_reference(settings: Settings | None = None) -> str:
     out = [
         _HEADER.format(cmd=REGENERATE, source="the instruments the installed plugins register"),
         "# Metrics reference\n",
+        f"Semantic conventions followed: **{semconv_release()}** (the newest schema of the installed "
+        "`opentelemetry-semantic-conventions` package; `tests/test_semconv_conformance.py` checks "
+        "every conventional name here against it: instrument kind, unit, not deprecated). "
+        "`process.unix.file_descriptor.count` was `process.open_file_descriptor.count` before 1.39.\n",
         "Every instrument the agent and its installed plugins register, grouped by plugin (the "
         "instrumentation scope). *Prometheus* is the name on the agent's `/metrics` endpoint and after "
         "Prometheus remote write (dots become underscores, the unit is appended, counters end in "
