@@ -71,7 +71,7 @@ DEFAULT_THRESHOLDS: tuple[ThresholdRule, ...] = (
         hw.HW_TEMPERATURE,
         85.0,
         95.0,
-        match={HW_TYPE: "gpu"},
+        match={HW_TYPE: "temperature", "hw.sensor_location": "gpu"},
         hysteresis=3.0,
         **{"for": _MINUTE},
         display="celsius",
@@ -112,7 +112,7 @@ def subject(metric: str, attrs: Mapping[str, str]) -> str:
     """Name what a default rule watches the way an operator says it ('filesystem /var', 'GPU 0')."""
     mount = attrs.get(SYSTEM_FILESYSTEM_MOUNTPOINT)
     device = attrs.get(SYSTEM_DEVICE)
-    gpu = attrs.get(HW_ID) or attrs.get(HW_NAME)
+    gpu = attrs.get("hw.parent") or attrs.get(HW_ID) or attrs.get(HW_NAME)
     direction = attrs.get(DISK_IO_DIRECTION)
     named = {
         CPU_BUSY: "CPU busy time",
