@@ -114,3 +114,17 @@ def test_parse_swaps_and_vmstat_never_raise_even_truncated(text: str, cut: int) 
     assert all(a.size >= 0 for a in parse_swaps(real[: cut % (len(real) + 1)]).areas)
     vm = "pgfault 900000000\npgmajfault 45000\n"
     parse_vmstat(vm[: cut % (len(vm) + 1)])
+
+
+def test_host_wide_usage_only_when_no_swap_area_is_listed(numa_host: Host, pipeline_for: Build) -> None:
+    # /proc/swaps with its header only (no area readable): SwapTotal/SwapFree stand in, once.
+    swaps = numa_host.procfs / "swaps"
+    swaps.write_text(swaps.read_text().splitlines()[0] + "\n")
+    pipe, settings = pipeline_for(numa_host)
+    add(pipe, settings, "paging", PagingCollector)
+    values = points(pipe.tick().data, "system.paging")
+    assert of(values, "system.paging.usage") == {
+        frozenset({(STATE, "used")}): 2_097_152 * KB,
+        frozenset({(STATE, "free")}): 6_291_452 * KB,
+    }
+    assert values[key("system.paging.utilization", **{STATE: "used"})] == pytest.approx(2_097_152 / 8_388_604)
