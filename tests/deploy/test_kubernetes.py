@@ -9,7 +9,6 @@ their CRD schema the overlays use (tests/deploy/prometheus_operator_schema.py).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from functools import cache
@@ -23,7 +22,7 @@ import yaml
 
 from otel_sysops.resource import build_resource
 from otel_sysops.settings import load_settings
-from tests.conftest import need, need_binary
+from tests.conftest import need_binary
 
 from .prometheus_operator_schema import SCHEMAS as OPERATOR_SCHEMAS
 
