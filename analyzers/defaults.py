@@ -71,7 +71,7 @@ DEFAULT_THRESHOLDS: tuple[ThresholdRule, ...] = (
         hw.HW_TEMPERATURE,
         85.0,
         95.0,
-        match={HW_TYPE: "gpu"},
+        match={HW_TYPE: "temperature", "hw.sensor_location": "gpu"},
         hysteresis=3.0,
         **{"for": _MINUTE},
         display="celsius",
@@ -92,7 +92,7 @@ DEFAULT_TRENDS: tuple[TrendRule, ...] = (
 DEFAULT_LEAKS: tuple[LeakRule, ...] = (
     # 32 MB of growth at least: allocator noise and caches warming up stay below it.
     LeakRule(metric=pm.PROCESS_MEMORY_USAGE, min_increase=32e6, display="bytes"),
-    LeakRule(metric=pm.PROCESS_OPEN_FILE_DESCRIPTOR_COUNT, min_increase=32),
+    LeakRule(metric=pm.PROCESS_UNIX_FILE_DESCRIPTOR_COUNT, min_increase=32),
 )
 
 R = TypeVar("R", ThresholdRule, TrendRule, LeakRule)
@@ -112,7 +112,7 @@ def subject(metric: str, attrs: Mapping[str, str]) -> str:
     """Name what a default rule watches the way an operator says it ('filesystem /var', 'GPU 0')."""
     mount = attrs.get(SYSTEM_FILESYSTEM_MOUNTPOINT)
     device = attrs.get(SYSTEM_DEVICE)
-    gpu = attrs.get(HW_ID) or attrs.get(HW_NAME)
+    gpu = attrs.get("hw.parent") or attrs.get(HW_ID) or attrs.get(HW_NAME)
     direction = attrs.get(DISK_IO_DIRECTION)
     named = {
         CPU_BUSY: "CPU busy time",

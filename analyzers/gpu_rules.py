@@ -42,7 +42,8 @@ GPU_RETIRED_PAGES = "sysops.gpu.retired_pages"
 GPU_RETIRED_PAGES_PENDING = "sysops.gpu.retired_pages.pending"
 GPU_REMAPPED_ROWS_PENDING = "sysops.gpu.remapped_rows.pending"
 GPU_REMAPPED_ROWS_FAILURE = "sysops.gpu.remapped_rows.failure"
-GPU_ECC_COUNTER = "sysops.gpu.ecc.counter"
+# Uncorrectable errors since the driver loaded (hw.errors holds the lifetime count).
+GPU_ECC_VOLATILE_ERRORS = "sysops.gpu.ecc.volatile.errors"
 # Clock-event reasons that mean "held down by heat or by a power limit".
 THROTTLE_REASONS = frozenset(
     {"sw_thermal_slowdown", "hw_thermal_slowdown", "sw_power_cap", "hw_power_brake_slowdown", "hw_slowdown"}
@@ -116,7 +117,9 @@ class _Rule:
 
 
 def _gpu(attrs: Mapping[str, str]) -> str:
-    return f"GPU {attrs.get(HW_NAME, '?')} ({attrs.get(HW_ID, '?')})"
+    # A sensor names its GPU through hw.parent.
+    gpu_id = attrs.get("hw.parent") or attrs.get(HW_ID, "?")
+    return f"GPU {attrs.get(HW_NAME, '?').removesuffix(' temperature')} ({gpu_id})"
 
 
 def _rules(p: GpuRuleParams) -> list[_Rule]:
@@ -126,19 +129,15 @@ def _rules(p: GpuRuleParams) -> list[_Rule]:
     rules = [
         _Rule(
             "gpu.ecc.uncorrected",
-            hw.HW_ERRORS,
-            lambda a: (
-                is_gpu(a) and a.get(ERROR_TYPE) == "uncorrected" and a.get(GPU_ECC_COUNTER) == "volatile"
-            ),
+            GPU_ECC_VOLATILE_ERRORS,
+            lambda a: is_gpu(a) and a.get(ERROR_TYPE) == "uncorrected",
             lambda m: flag_levels(_last(m), Severity.CRITICAL),
             lambda a, v: f"{_gpu(a)}: {v:.0f} uncorrectable ECC error(s) since the driver loaded",
         ),
         _Rule(
             "gpu.ecc.uncorrected",
             hw.HW_ERRORS,
-            lambda a: (
-                is_gpu(a) and a.get(ERROR_TYPE) == "uncorrected" and a.get(GPU_ECC_COUNTER) == "aggregate"
-            ),
+            lambda a: is_gpu(a) and a.get(ERROR_TYPE) == "uncorrected",
             lambda m: increase_levels(m.values, Severity.CRITICAL),
             lambda a, v: f"{_gpu(a)}: lifetime uncorrectable ECC errors rose to {v:.0f}",
         ),
@@ -195,7 +194,7 @@ def _rules(p: GpuRuleParams) -> list[_Rule]:
             _Rule(
                 "gpu.temperature",
                 hw.HW_TEMPERATURE,
-                is_gpu,
+                lambda a: a.get("hw.sensor_location") == GPU and a.get("hw.parent") is not None,
                 lambda m: threshold_levels(_last(m), p.temperature_warning, p.temperature_critical),
                 lambda a, v: f"{_gpu(a)}: temperature {v:.0f} °C",
                 lambda s: p.temperature_critical if s >= Severity.CRITICAL else p.temperature_warning,

@@ -54,6 +54,7 @@ def identify(nvml: nv.NvmlModule, index: int, sysfs: Path) -> tuple[object | Non
     memory = ask(nvml.nvmlDeviceGetMemoryInfo, handle)
     pci = ask(nvml.nvmlDeviceGetPciInfo, handle)
     bus_id = nv.text(pci.busId) if pci is not None else None
+    driver = ask(nvml.nvmlSystemGetDriverVersion)
     info = GpuInfo(
         index=index,
         uuid=nv.text(uuid) if uuid is not None else f"GPU-index-{index}",
@@ -63,6 +64,7 @@ def identify(nvml: nv.NvmlModule, index: int, sysfs: Path) -> tuple[object | Non
         memory_total=int(memory.total) if memory is not None else None,
         pci_bus_id=bus_id,
         numa_node=numa_node(sysfs, bus_id),
+        driver_version=nv.text(driver) if driver is not None else None,
     )
     return handle, info, lost
 

@@ -22,7 +22,7 @@ from ._gpu_model import (
     GPU_CLOCK_FREQUENCY,
     GPU_CLOCKS_EVENT_ACTIVE,
     GPU_CLOCKS_EVENT_REASON,
-    GPU_ECC_COUNTER,
+    GPU_ECC_VOLATILE_ERRORS,
     GPU_FAN_SPEED_RATIO,
     GPU_MEMORY_BUSY,
     GPU_NVLINK_ERRORS,
@@ -54,7 +54,9 @@ def register_instruments(
 ) -> None:
     """Create every GPU instrument on `meter` (and the per-process one on `churn`)."""
 
-    def cb(pick: Pick, generic: bool = False) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    def cb(
+        pick: Pick, generic: bool = False, sensor: bool = False
+    ) -> Callable[[CallbackOptions], Iterable[Observation]]:
         """Build a callback yielding `pick(reading)` for every GPU with its attributes."""
 
         def callback(_: CallbackOptions) -> Iterator[Observation]:
@@ -62,7 +64,7 @@ def register_instruments(
             if snap is None:
                 return
             for gpu in snap.gpus:
-                base = gpu.generic if generic else gpu.attrs
+                base = gpu.sensor if sensor else gpu.generic if generic else gpu.attrs
                 for value, extra in pick(gpu.reading):
                     yield Observation(value, {**base, **extra} if extra else base)
 
@@ -93,14 +95,27 @@ def register_instruments(
         "By",
         "PCIe bytes, integrated from NVML's sampled throughput",
     )
-    gauge(hw.HW_TEMPERATURE, [cb(lambda r: _one(r.temperature), True)], "Cel", "GPU core temperature")
+    gauge(
+        hw.HW_TEMPERATURE,
+        [cb(lambda r: _one(r.temperature), sensor=True)],
+        "Cel",
+        "GPU core temperature (a sensor with its own hw.id; hw.parent is the GPU)",
+    )
     gauge(hw.HW_POWER, [cb(lambda r: _one(r.power), True)], "W", "GPU board power draw")
     counter(hw.HW_ENERGY, [cb(lambda r: _one(r.energy), True)], "J", "GPU energy since the driver loaded")
+    # The lifetime (aggregate) count is hw.errors; the count since the driver loaded (volatile) is a
+    # part of it and has a name of its own, so sum(hw.errors) counts each error once.
     counter(
         hw.HW_ERRORS,
-        [cb(lambda r: [(v, {ERROR_TYPE: t, GPU_ECC_COUNTER: c}) for (t, c), v in r.ecc.items()], True)],
+        [cb(lambda r: [(v, {ERROR_TYPE: t}) for (t, c), v in r.ecc.items() if c == "aggregate"], True)],
         "{error}",
-        "GPU memory ECC errors: volatile (since the driver loaded) and aggregate (lifetime)",
+        "GPU memory ECC errors over the GPU's lifetime (NVML aggregate counters)",
+    )
+    counter(
+        GPU_ECC_VOLATILE_ERRORS,
+        [cb(lambda r: [(v, {ERROR_TYPE: t}) for (t, c), v in r.ecc.items() if c == "volatile"], True)],
+        "{error}",
+        "GPU memory ECC errors since the driver loaded (NVML volatile counters; part of hw.errors)",
     )
     updown(
         hw.HW_STATUS,

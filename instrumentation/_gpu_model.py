@@ -5,8 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from opentelemetry.semconv._incubating.attributes.hw_attributes import (
+    HW_DRIVER_VERSION,
     HW_ID,
+    HW_MODEL,
     HW_NAME,
+    HW_PARENT,
+    HW_SENSOR_LOCATION,
+    HW_SERIAL_NUMBER,
+    HW_TYPE,
     HW_VENDOR,
     HwStateValues,
     HwTypeValues,
@@ -30,13 +36,13 @@ GPU_NVLINK_IO = "sysops.gpu.nvlink.io"
 GPU_NVLINK_ERRORS = "sysops.gpu.nvlink.errors"
 GPU_XID_EVENTS = "sysops.gpu.xid.events"
 GPU_PROCESS_MEMORY_USAGE = "sysops.gpu.process.memory.usage"
+GPU_ECC_VOLATILE_ERRORS = "sysops.gpu.ecc.volatile.errors"
 
 # Attributes where the semantic conventions have none.
 PCI_BUS_ID = "sysops.pci.bus_id"
 NUMA_NODE = "sysops.numa.node"
 GPU_CLOCK = "sysops.gpu.clock"
 GPU_CLOCKS_EVENT_REASON = "sysops.gpu.clocks_event.reason"
-GPU_ECC_COUNTER = "sysops.gpu.ecc.counter"
 GPU_RETIREMENT_CAUSE = "sysops.gpu.retirement.cause"
 GPU_REMAP_CAUSE = "sysops.gpu.remap.cause"
 GPU_NVLINK_LINK = "sysops.gpu.nvlink.link"
@@ -59,10 +65,33 @@ class GpuInfo:
     memory_total: int | None = None
     pci_bus_id: str | None = None
     numa_node: int | None = None
+    driver_version: str | None = None
 
     def attributes(self) -> Attrs:
-        """Return the attributes every series of this GPU carries."""
+        """Return the attributes every series of this GPU carries (hw.model is the product name)."""
         attrs: Attrs = {HW_ID: self.uuid, HW_NAME: self.name, HW_VENDOR: VENDOR}
+        if self.name != "unknown":
+            attrs[HW_MODEL] = self.name
+        if self.serial:
+            attrs[HW_SERIAL_NUMBER] = self.serial
+        if self.driver_version:
+            attrs[HW_DRIVER_VERSION] = self.driver_version
+        if self.pci_bus_id is not None:
+            attrs[PCI_BUS_ID] = self.pci_bus_id
+        if self.numa_node is not None:
+            attrs[NUMA_NODE] = self.numa_node
+        return attrs
+
+    def sensor_attributes(self) -> Attrs:
+        """Return the attributes of this GPU's temperature sensor (its own hw.id, the GPU as parent)."""
+        attrs: Attrs = {
+            HW_ID: f"{self.uuid}/temperature",
+            HW_PARENT: self.uuid,
+            HW_TYPE: HwTypeValues.TEMPERATURE.value,
+            HW_SENSOR_LOCATION: GPU,
+            HW_NAME: f"{self.name} temperature",
+            HW_VENDOR: VENDOR,
+        }
         if self.pci_bus_id is not None:
             attrs[PCI_BUS_ID] = self.pci_bus_id
         if self.numa_node is not None:
@@ -107,6 +136,9 @@ class GpuSample:
     attrs: Attrs
     generic: Attrs  # attrs + hw.type=gpu, for the generic hw.* metrics
     reading: GpuReading
+    # The GPU's temperature sensor: a component of its own (hw.type=temperature) whose hw.parent is
+    # the GPU, as the conventions model sensors.
+    sensor: Attrs = field(default_factory=dict)
 
 
 @dataclass(slots=True)

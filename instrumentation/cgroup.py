@@ -1,6 +1,11 @@
 """Containers: cgroup v2 CPU, memory, I/O and pressure of the top-level groups (system.slice,
 user.slice, machine.slice, kubepods*) and their direct children, bounded, from `{sysfs}/fs/cgroup`.
 
+Only a cgroup that is a container (its path names a container id: `docker-<id>.scope`,
+`cri-containerd-<id>.scope`, `crio-<id>.scope`, `libpod-<id>.scope`, or a bare 64-hex directory)
+is reported under the semantic conventions' `container.*` names, with `container.id`; any other
+group (a systemd slice or service, a pod's slice) under the same metric renamed `sysops.cgroup.*`.
+
 A hybrid host (cgroup v1 controllers, v2 mounted at `/sys/fs/cgroup/unified`) is read through the
 unified mount: there only cpu.stat and the pressure files exist, so only those are reported.
 """
@@ -9,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -45,6 +51,68 @@ PRESSURE_RESOURCES = ("cpu", "memory", "io")
 _USEC = 1_000_000
 
 Obs = Callable[[CallbackOptions], Iterable[Observation]]
+
+CONTAINER_ID = "container.id"
+_CONTAINER_SCOPE = re.compile(
+    r"(?:^|[-/])(?:docker|cri-containerd|crio|libpod|containerd)-([0-9a-f]{12,64})\.scope$|(?:^|/)([0-9a-f]{64})$"
+)
+
+
+def container_id(path: str) -> str | None:
+    """Return the container id a cgroup path names, or None for a group that is not a container."""
+    match = _CONTAINER_SCOPE.search(path)
+    if match is None:
+        return None
+    return match.group(1) or match.group(2)
+
+
+class _ContainerSplit:
+    """Create each `container.*` instrument twice: as itself for containers (with container.id)
+    and as `sysops.cgroup.*` for every other group; other names pass through unchanged."""
+
+    def __init__(self, churn: ChurningMeter) -> None:
+        self._churn = churn
+
+    def register(self, collector: CgroupCollector) -> None:
+        collector.register_cgroup(self)
+
+    def _make(self, kind: str, name: str, callbacks: list[Obs], unit: str, description: str) -> None:
+        create = getattr(self._churn, kind)
+        if not name.startswith("container."):
+            create(name, callbacks, unit, description)
+            return
+        (callback,) = callbacks
+        create(name, [_routed(callback, containers=True)], unit, description)
+        create(
+            "sysops.cgroup." + name.removeprefix("container."),
+            [_routed(callback, containers=False)],
+            unit,
+            description,
+        )
+
+    def create_observable_counter(self, name: str, callbacks: list[Obs], unit: str, description: str) -> None:
+        self._make("create_observable_counter", name, callbacks, unit, description)
+
+    def create_observable_gauge(self, name: str, callbacks: list[Obs], unit: str, description: str) -> None:
+        self._make("create_observable_gauge", name, callbacks, unit, description)
+
+    def create_observable_up_down_counter(
+        self, name: str, callbacks: list[Obs], unit: str, description: str
+    ) -> None:
+        self._make("create_observable_up_down_counter", name, callbacks, unit, description)
+
+
+def _routed(callback: Obs, containers: bool) -> Obs:
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        for obs in callback(options):
+            attrs = dict(obs.attributes or {})
+            cid = container_id(str(attrs.get(CGROUP_PATH, "")))
+            if containers and cid is not None:
+                yield Observation(obs.value, {**attrs, CONTAINER_ID: cid})
+            elif not containers and cid is None:
+                yield obs
+
+    return observe
 
 
 @dataclass(slots=True)
@@ -94,7 +162,7 @@ def _subdirs(path: Path) -> list[str]:
 
 
 class CgroupCollector(Collector[CgroupSnapshot]):
-    """`container.*` and `sysops.cgroup.*` per cgroup, with a `sysops.cgroup.path` attribute."""
+    """`container.*` (containers) or `sysops.cgroup.*` per cgroup, with a `sysops.cgroup.path` attribute."""
 
     def __init__(self, ctx: CollectorContext) -> None:
         super().__init__(ctx)
@@ -192,6 +260,10 @@ class CgroupCollector(Collector[CgroupSnapshot]):
     # -- instruments -------------------------------------------------------------------------
 
     def register(self, meter: Meter, churn: ChurningMeter) -> None:
+        _ContainerSplit(churn).register(self)
+
+    def register_cgroup(self, churn: _ContainerSplit) -> None:
+        """Create the instruments (`container.*` ones through the split below)."""
         churn.create_observable_counter(
             cm.CONTAINER_CPU_TIME, [self._cpu_time], "s", "CPU time of the cgroup, user and system"
         )

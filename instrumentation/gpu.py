@@ -196,7 +196,7 @@ class GpuCollector(Collector[GpuSnapshot]):
                 continue
             reading.xid = dict(dev.xid)
             attrs = dev.info.attributes()
-            gpus.append(GpuSample(attrs, {**attrs, HW_TYPE: GPU}, reading))
+            gpus.append(GpuSample(attrs, {**attrs, HW_TYPE: GPU}, reading, dev.info.sensor_attributes()))
         return GpuSnapshot(gpus)
 
     def _report_lost(self, dev: _Device) -> None:

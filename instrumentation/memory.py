@@ -38,8 +38,11 @@ _NODE_DIR = re.compile(r"^node(\d+)$")
 def memory_states(info: MemInfo) -> dict[str, int] | None:
     """Split MemTotal into the semantic conventions' states: used, free, buffers, cached.
 
-    `cached` counts page cache plus reclaimable slab, as `free(1)` and the Collector do, so
-    used + free + buffers + cached == MemTotal.
+    `used` is MemTotal - MemAvailable, as the semantic conventions define it (and `free(1)`'s
+    "used" column): memory that cannot be had back without swapping. `cached` counts page cache plus
+    reclaimable slab. Part of the cache is not available either (shmem, dirty pages), so the states
+    may sum to more than MemTotal; `system.memory.limit` is the total. Kernels without MemAvailable
+    (before 3.14) get the old split, total - free - buffers - cached.
     """
     v = info.values
     try:
@@ -48,6 +51,9 @@ def memory_states(info: MemInfo) -> dict[str, int] | None:
         return None
     buffers = v.get("Buffers", 0)
     cached = v.get("Cached", 0) + v.get("SReclaimable", 0)
+    available = v.get("MemAvailable")
+    if available is not None:
+        return {"used": max(total - available, 0), "free": free, "buffers": buffers, "cached": cached}
     used = total - free - buffers - cached
     if used < 0:  # the counters are read non-atomically; fold the excess into cached
         cached, used = cached + used, 0
@@ -191,7 +197,8 @@ class MemoryCollector(Collector[MemorySnapshot]):
 
     def _utilization(self, _: CallbackOptions) -> Iterable[Observation]:
         states = None if self.snapshot is None else memory_states(self.snapshot.info)
-        total = sum((states or {}).values())
+        # Shares of MemTotal (the states may sum to more: see memory_states).
+        total = self._values().get("MemTotal", 0)
         if states and total > 0:
             for state, value in states.items():
                 yield Observation(value / total, {SYSTEM_MEMORY_STATE: state})

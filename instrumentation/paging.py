@@ -1,4 +1,4 @@
-"""Swap and paging: usage and utilization (host-wide and per swap area), faults, operations.
+"""Swap and paging: usage and utilization (per swap area), faults, operations.
 
 Sources: /proc/meminfo SwapTotal/SwapFree (shared with the memory collector through the tick
 cache), /proc/swaps and /proc/vmstat (proc(5)).
@@ -99,13 +99,13 @@ class PagingCollector(Collector[PagingSnapshot]):
             sm.SYSTEM_PAGING_USAGE,
             [self._usage],
             "By",
-            "Swap space by state: host-wide, and per swap area with system.device",
+            "Swap space by state, per swap area (system.device); host-wide only without areas",
         )
         meter.create_observable_gauge(
             sm.SYSTEM_PAGING_UTILIZATION,
             [self._utilization],
             "1",
-            "Share of swap space by state: host-wide, and per swap area with system.device",
+            "Share of swap space by state, per swap area (system.device); host-wide only without areas",
         )
         meter.create_observable_counter(
             sm.SYSTEM_PAGING_FAULTS, [self._faults], "{fault}", "Page faults, minor and major"
@@ -118,16 +118,22 @@ class PagingCollector(Collector[PagingSnapshot]):
         )
 
     def _spaces(self) -> Iterable[tuple[dict[str, str], int, int]]:
-        """Yield (attributes, used, free) for the host and each swap area."""
+        """Yield (attributes, used, free) for each swap area, or once for the host without them.
+
+        Never both: a host-wide series next to the per-area ones would make sum() count every byte
+        twice. The host-wide figures (SwapTotal/SwapFree) stand in only when /proc/swaps lists no
+        area (unreadable, or swap configured in a way it does not show).
+        """
         snap = self.snapshot
         if snap is None:
             return
-        if snap.total is not None and snap.free is not None:
+        if snap.areas:
+            for area in snap.areas:
+                used = min(area.used, area.size)
+                yield {SYSTEM_DEVICE: area.device}, used, area.size - used
+        elif snap.total is not None and snap.free is not None:
             free = min(snap.free, snap.total)
             yield {}, snap.total - free, free
-        for area in snap.areas:
-            used = min(area.used, area.size)
-            yield {SYSTEM_DEVICE: area.device}, used, area.size - used
 
     def _usage(self, _: CallbackOptions) -> Iterable[Observation]:
         for attrs, used, free in self._spaces():

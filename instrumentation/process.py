@@ -265,10 +265,10 @@ class ProcessCollector(Collector[ProcessSnapshot]):
             pm.PROCESS_MEMORY_USAGE, [self._rss], "By", "Resident memory (top-N processes)"
         )
         churn.create_observable_up_down_counter(
-            pm.PROCESS_OPEN_FILE_DESCRIPTOR_COUNT,
+            pm.PROCESS_UNIX_FILE_DESCRIPTOR_COUNT,
             [self._fds],
             "{file_descriptor}",
-            "Open file descriptors (top-N processes)",
+            "Open file descriptors (top-N processes; formerly process.open_file_descriptor.count)",
         )
         churn.create_observable_up_down_counter(
             pm.PROCESS_THREAD_COUNT, [self._threads], "{thread}", "Threads (top-N processes)"

@@ -230,6 +230,17 @@ def configuration_reference(model: type[BaseModel] = Settings) -> str:
         "`OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_EXPORTER_OTLP_COMPRESSION`, `OTEL_RESOURCE_ATTRIBUTES`, "
         "`OTEL_SERVICE_NAME`. In Kubernetes, `K8S_NODE_NAME`, `K8S_POD_NAME`, `K8S_NAMESPACE_NAME` and "
         "`K8S_POD_UID` (from the downward API) become `k8s.*` resource attributes.\n",
+        "The SDK's own variables too: `OTEL_SDK_DISABLED=true` exports nothing (no OTLP, no `/metrics` "
+        "listener, so no `/healthz` either) while the agent still collects, analyses and alerts; "
+        "`OTEL_METRICS_EXPORTER` (`otlp`, `prometheus`, a comma list of both, or `none`) picks the "
+        "exporters; `OTEL_METRIC_EXPORT_INTERVAL` (milliseconds) is the interval when `interval` is "
+        "not set; `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta` sends counters as deltas "
+        "over OTLP (`cumulative` is the default; `lowmemory` is cumulative for the agent's "
+        "asynchronous instruments). An explicit setting (`otlp.enabled`, `prometheus.enabled`, "
+        "`interval`, from the file, `SYSOPS_*` or the command line) wins over these, except "
+        "`OTEL_SDK_DISABLED`. `service.instance.id` is a UUID v5 of `service.name` and `host.id` "
+        "(the machine id), the same across restarts; set it with "
+        "`OTEL_RESOURCE_ATTRIBUTES=service.instance.id=...`.\n",
     ]
     for key, section, leaves in iter_settings(model):
         if key:
@@ -344,6 +355,13 @@ def default_settings() -> Settings:
     return load_settings(None, {"prometheus": {"enabled": False}}, environ={})
 
 
+def semconv_release() -> str:
+    """Return the semantic conventions release the installed package follows ("v1.44.0")."""
+    from opentelemetry.semconv.schemas import Schemas
+
+    return "v" + list(Schemas)[-1].value.rsplit("/", 1)[1]
+
+
 def metrics_reference(settings: Settings | None = None) -> str:
     """Return the Markdown metrics reference generated from the registered instruments."""
     pipeline = Pipeline(settings or default_settings())
@@ -360,6 +378,10 @@ def metrics_reference(settings: Settings | None = None) -> str:
     out = [
         _HEADER.format(cmd=REGENERATE, source="the instruments the installed plugins register"),
         "# Metrics reference\n",
+        f"Semantic conventions followed: **{semconv_release()}** (the newest schema of the installed "
+        "`opentelemetry-semantic-conventions` package; `tests/test_semconv_conformance.py` checks "
+        "every conventional name here against it: instrument kind, unit, not deprecated). "
+        "`process.unix.file_descriptor.count` was `process.open_file_descriptor.count` before 1.39.\n",
         "Every instrument the agent and its installed plugins register, grouped by plugin (the "
         "instrumentation scope). *Prometheus* is the name on the agent's `/metrics` endpoint and after "
         "Prometheus remote write (dots become underscores, the unit is appended, counters end in "
@@ -454,11 +476,3 @@ def write_all(directory: Path) -> list[Path]:
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
-
-
-if __name__ == "__main__":
-    import sys
-
-    from .cli import main
-
-    sys.exit(main(["docs", *sys.argv[1:]]))

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.semconv._incubating.attributes import host_attributes as host
 from opentelemetry.semconv._incubating.attributes import k8s_attributes as k8s
 from opentelemetry.semconv._incubating.attributes import os_attributes as os_attr
@@ -96,7 +96,6 @@ def build_resource(
         os_attr.OS_DESCRIPTION: os_description(settings.host_root),
         svc_stable.SERVICE_NAME: "otel-sysops",
         svc_stable.SERVICE_VERSION: __version__,
-        svc.SERVICE_INSTANCE_ID: instance_id or str(uuid.uuid4()),
     }
     mid = machine_id(settings.host_root)
     if mid:
@@ -109,4 +108,28 @@ def build_resource(
     from_env = dict(Resource.create({}).attributes)
     if str(from_env.get(svc_stable.SERVICE_NAME, "")).startswith("unknown_service"):
         del from_env[svc_stable.SERVICE_NAME]
+    # The SDK also adds a random service.instance.id: only one given in OTEL_RESOURCE_ATTRIBUTES wins.
+    if svc.SERVICE_INSTANCE_ID not in OTELResourceDetector().detect().attributes:
+        from_env.pop(svc.SERVICE_INSTANCE_ID, None)
+    merged = {**attrs, **from_env}
+    attrs[svc.SERVICE_INSTANCE_ID] = instance_id or stable_instance_id(
+        str(merged[svc_stable.SERVICE_NAME]),
+        str(merged.get(svc.SERVICE_NAMESPACE, "")),
+        str(merged.get(host.HOST_ID) or merged[host.HOST_NAME]),
+    )
     return Resource(attrs).merge(Resource(from_env))
+
+
+# The UUID namespace the semantic conventions give for version 5 service.instance.id values.
+INSTANCE_ID_NAMESPACE = uuid.UUID("4d63009a-8d0f-11ee-aad7-4c796ed8e320")
+
+
+def stable_instance_id(service_name: str, service_namespace: str, host_identity: str) -> str:
+    """Return a service.instance.id that survives restarts: UUID v5 of the service and the host.
+
+    The same agent on the same host (host.id, from the machine id; the host name without one)
+    keeps its identity, so series through a Collector keep theirs. OTEL_RESOURCE_ATTRIBUTES
+    with service.instance.id=... overrides it (two agents on one host need distinct ones).
+    """
+    name = "/".join(part for part in (service_namespace, service_name, host_identity) if part)
+    return str(uuid.uuid5(INSTANCE_ID_NAMESPACE, name))

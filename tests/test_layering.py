@@ -17,7 +17,7 @@ FLOORS: list[set[str]] = [
     {"settings"},
     {"resource", "store", "churn", "plugin", "reader", "selftelemetry", "snapshot", "sinks"},
     {"pipeline"},
-    {"alerts", "logs", "inventory", "bridge"},
+    {"alerts", "logs", "inventory", "bridge", "rules"},
     {"app", "agent", "services"},
     {"cli", "_docs", "__main__"},
 ]

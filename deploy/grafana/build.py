@@ -231,7 +231,13 @@ def host_overview() -> dict[str, Any]:
         Panel(
             "Swap used",
             # Bytes, not utilization: a host without swap has no utilization but does report 0 used.
-            [(f'system_paging_usage_bytes{{{SEL},system_paging_state="used"}}', "{{instance}}")],
+            # Per swap area: summed per host.
+            [
+                (
+                    f'sum by (instance) (system_paging_usage_bytes{{{SEL},system_paging_state="used"}})',
+                    "{{instance}}",
+                )
+            ],
             "bytes",
         ),
         Panel(
@@ -595,7 +601,8 @@ def gpus() -> dict[str, Any]:
         ),
         Panel(
             "GPU temperature",
-            [(f'hw_temperature_celsius{{{SEL},hw_type="gpu"}}', "{{hw_id}} {{hw_name}}")],
+            # The GPU's sensor: hw.parent is the GPU's hw.id.
+            [(f'hw_temperature_celsius{{{SEL},hw_sensor_location="gpu"}}', "{{hw_parent}} {{hw_name}}")],
             "celsius",
             width=24,
         ),

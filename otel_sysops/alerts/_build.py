@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from otel_sysops.findings import AlertSink, LogAlertSink, Severity
 from otel_sysops.resource import host_name
 from otel_sysops.settings import (
+    AlertmanagerChannelSettings,
     AlertsSettings,
     ChannelSettings,
     DiscordChannelSettings,
@@ -19,6 +20,7 @@ from otel_sysops.settings import (
     WebhookChannelSettings,
 )
 
+from ._alertmanager import AlertmanagerChannel
 from ._delivery import DeliveryPolicy
 from ._email import EmailChannel
 from ._http import DiscordChannel, SlackChannel, TelegramChannel, WebhookChannel
@@ -70,6 +72,18 @@ def build_channel(cfg: ChannelSettings) -> Channel:  # noqa: PLR0911 - one retur
             headers={k: v.get_secret_value() for k, v in cfg.headers.items()},
             secret=cfg.secret.get_secret_value() if cfg.secret else None,
             signature_header=cfg.signature_header,
+            format=cfg.format,
+        )
+    if isinstance(cfg, AlertmanagerChannelSettings):
+        return AlertmanagerChannel(
+            cfg.name,
+            floor,
+            cfg.urls,
+            cfg.timeout,
+            cfg.allow_insecure,
+            headers={k: v.get_secret_value() for k, v in cfg.headers.items()},
+            resend_interval=cfg.resend_interval,
+            ca_file=str(cfg.ca_file) if cfg.ca_file else None,
         )
     if isinstance(cfg, EmailChannelSettings):
         return EmailChannel(

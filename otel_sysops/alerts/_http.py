@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from ._alertmanager import webhook_payload
 from ._errors import ChannelError
 from ._format import (
     COLOURS,
@@ -241,16 +242,20 @@ class WebhookChannel(HttpChannel):
         *args: Any,
         secret: str | None = None,
         signature_header: str = "X-Sysops-Signature",
+        format: str = "sysops",
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._secret = secret
         self._signature_header = signature_header
+        self.format = format
 
     def _secrets(self) -> list[str]:
         return [*super()._secrets(), self._secret or ""]
 
     def body(self, notification: Notification) -> dict[str, Any]:
+        if self.format == "alertmanager":
+            return webhook_payload(notification, self.name)
         return {
             "version": 1,
             "status": state_of(notification).lower(),

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
 from otel_sysops.findings import AlertSink
 from otel_sysops.pipeline import Pipeline
-from otel_sysops.settings import Settings
-from otel_sysops.sinks import OtlpSink, PrometheusSink, make_exporter, otlp_enabled, otlp_protocol
+from otel_sysops.settings import Settings, resolve_otel_environment
+from otel_sysops.sinks import (
+    OtlpSink,
+    PrometheusSink,
+    make_exporter,
+    otlp_enabled,
+    otlp_protocol,
+    with_temporality,
+)
 
 
 def build_pipeline(
@@ -21,6 +30,8 @@ def build_pipeline(
         pipeline.rollup_db, previous.rollup_db = previous.rollup_db, None
     if otlp_enabled(settings.otlp):
         exporter = make_exporter(otlp_protocol(settings.otlp))
+        # OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta: deltas from our cumulative points.
+        exporter = with_temporality(exporter, resolve_otel_environment(os.environ).temporality)
         pipeline.add_sink(OtlpSink(exporter, settings.otlp.queue_size, settings.otlp.max_attempts))
     if settings.prometheus.enabled:
         pipeline.add_sink(PrometheusSink())

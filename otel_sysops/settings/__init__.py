@@ -1,6 +1,7 @@
 """Settings: one object built from defaults, a TOML file, SYSOPS_* variables and the command line."""
 
 from ._alerts import (
+    AlertmanagerChannelSettings,
     AlertsSettings,
     ChannelSettings,
     DiscordChannelSettings,
@@ -25,11 +26,13 @@ from ._core import (
     load_settings,
 )
 from ._nats import NatsSettings
+from ._otel import OtelChoices, apply_otel_environment, resolve_otel_environment
 
 __all__ = [
     "CONFIG_ENV",
     "ENV_NESTED",
     "ENV_PREFIX",
+    "AlertmanagerChannelSettings",
     "AlertsSettings",
     "AnalyzersSettings",
     "ChannelSettings",
@@ -39,6 +42,7 @@ __all__ = [
     "LogChannelSettings",
     "LogSettings",
     "NatsSettings",
+    "OtelChoices",
     "OtlpSettings",
     "PrometheusSettings",
     "Section",
@@ -50,5 +54,7 @@ __all__ = [
     "ThresholdRule",
     "TrendRule",
     "WebhookChannelSettings",
+    "apply_otel_environment",
     "load_settings",
+    "resolve_otel_environment",
 ]

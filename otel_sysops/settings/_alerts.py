@@ -26,7 +26,7 @@ from pydantic import (
 from ._base import Section
 
 SeverityName = Literal["info", "warning", "critical", "emergency"]
-ChannelType = Literal["discord", "slack", "telegram", "email", "webhook", "syslog", "log"]
+ChannelType = Literal["discord", "slack", "telegram", "email", "webhook", "syslog", "log", "alertmanager"]
 
 
 def _read_secret(path: Path, field: str) -> str:
@@ -149,6 +149,32 @@ class WebhookChannelSettings(_UrlChannel):
     secret: SecretStr | None = None
     secret_file: Path | None = None
     signature_header: str = "X-Sysops-Signature"
+    # "sysops": the agent's own JSON body; "alertmanager": Alertmanager's webhook body (version 4).
+    format: Literal["sysops", "alertmanager"] = "sysops"
+
+
+class AlertmanagerChannelSettings(_ChannelBase):
+    """Alertmanager's API: alerts posted to `/api/v2/alerts` of every URL, re-posted while firing."""
+
+    type: Literal["alertmanager"]
+    # Alertmanager forwards, groups and routes: every severity goes there by default.
+    min_severity: SeverityName = "info"
+    # Base URLs of the Alertmanagers (`http://alertmanager:9093`); each gets every alert.
+    urls: list[str] = Field(..., min_length=1)
+    headers: dict[str, SecretStr] = {}
+    # Seconds between re-posts of the alerts that fire (firing alerts are valid 4 intervals).
+    resend_interval: float = Field(60.0, ge=1, le=3600)
+    # A CA bundle to trust instead of the system store.
+    ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _https(self) -> AlertmanagerChannelSettings:
+        for url in self.urls:
+            try:
+                _check_url(SecretStr(url), self.allow_insecure)
+            except ValueError as exc:
+                raise ValueError(f"urls: {url}: {str(exc).removeprefix('url: ')}") from None
+        return self
 
 
 class SyslogChannelSettings(_ChannelBase):
@@ -191,7 +217,8 @@ ChannelSettings = Annotated[
     | EmailChannelSettings
     | WebhookChannelSettings
     | SyslogChannelSettings
-    | LogChannelSettings,
+    | LogChannelSettings
+    | AlertmanagerChannelSettings,
     Field(discriminator="type"),
 ]
 _CHANNEL_ADAPTER: TypeAdapter[ChannelSettings] = TypeAdapter(ChannelSettings)
@@ -241,6 +268,9 @@ class EnvChannelSettings(Section):
     address: str | None = None
     facility: int | None = None
     app_name: str | None = None
+    format: str | None = None
+    urls: list[str] | None = None
+    resend_interval: float | None = None
 
     def typed(self) -> ChannelSettings | None:
         """Return the channel these variables describe (None without a type)."""

@@ -218,6 +218,8 @@ def load_settings(
 
     Raise ConfigError with one line naming the field on any invalid or unknown input.
     """
+    from ._otel import apply_otel_environment  # OTEL_SDK_DISABLED, OTEL_METRICS_EXPORTER, ...
+
     env = dict(os.environ) if environ is None else environ
     if config is None and env.get(CONFIG_ENV):
         config = Path(env[CONFIG_ENV])
@@ -228,7 +230,8 @@ def load_settings(
     try:
         # Defaults < file < environment < command line; os.environ is read (copied), never written.
         from_env = _MappingEnvSource(Settings, resolved)()
-        return Settings.model_validate(_merge(_merge(data, from_env), dict(overrides or {})))
+        settings = Settings.model_validate(_merge(_merge(data, from_env), dict(overrides or {})))
+        return apply_otel_environment(settings, env)
     except ValidationError as exc:
         raise ConfigError(_format_error(exc, config, env)) from exc
 

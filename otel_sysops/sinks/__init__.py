@@ -4,6 +4,7 @@ from ._base import Sink, StoreSink
 from ._http import metrics_handler
 from ._otlp import OtlpSink, make_exporter, otlp_enabled, otlp_protocol
 from ._prometheus import PrometheusSink
+from ._temporality import with_temporality
 
 __all__ = [
     "OtlpSink",
@@ -14,4 +15,5 @@ __all__ = [
     "metrics_handler",
     "otlp_enabled",
     "otlp_protocol",
+    "with_temporality",
 ]

@@ -124,11 +124,22 @@ def test_disk_latency_has_only_a_warning_level(rig: Callable[..., Rig]) -> None:
 def test_gpu_temperature_only_for_gpus(rig: Callable[..., Rig]) -> None:
     r = rig([GPU_TEMP])
     r.add("threshold", ThresholdAnalyzer)
-    gpu = (("hw.id", "gpu0"), ("hw.type", "gpu"))
-    cpu = (("hw.id", "cpu0"), ("hw.type", "cpu"))
+    # Temperature sensors (hw.type=temperature) located on a GPU, and one elsewhere.
+    gpu = (
+        ("hw.id", "gpu0/temperature"),
+        ("hw.parent", "gpu0"),
+        ("hw.type", "temperature"),
+        ("hw.sensor_location", "gpu"),
+    )
+    cpu = (
+        ("hw.id", "cpu0/temperature"),
+        ("hw.parent", "cpu0"),
+        ("hw.type", "temperature"),
+        ("hw.sensor_location", "cpu"),
+    )
     found = [(i, f) for i in range(10) for f in r.tick({GPU_TEMP: {gpu: 97.0, cpu: 99.0}})]
     # For 1 min at 10 s ticks: the condition starts at tick 0 and is ripe at tick 6.
-    assert [(i, f.severity, f.attributes["hw.id"]) for i, f in found] == [(6, Severity.CRITICAL, "gpu0")]
+    assert [(i, f.severity, f.attributes["hw.parent"]) for i, f in found] == [(6, Severity.CRITICAL, "gpu0")]
     assert "97 °C" in found[0][1].message
     assert "95 °C" in found[0][1].message
 
@@ -210,7 +221,12 @@ DEFAULTS = [
         0.100,
         None,
     ),
-    ("hw.temperature", {"hw.type": "gpu", "hw.id": "0"}, 85.0, 95.0),
+    (
+        "hw.temperature",
+        {"hw.type": "temperature", "hw.sensor_location": "gpu", "hw.id": "0/temperature"},
+        85.0,
+        95.0,
+    ),
     ("hw.gpu.memory.utilization", {"hw.id": "0"}, 0.90, 0.98),
 ]
 

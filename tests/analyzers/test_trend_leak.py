@@ -22,7 +22,7 @@ from .conftest import Rig
 FS = "system.filesystem.utilization"
 LIMIT = "system.filesystem.limit"
 RSS = "process.memory.usage"
-FDS = "process.open_file_descriptor.count"
+FDS = "process.unix.file_descriptor.count"
 VAR = (
     ("system.device", "sda2"),
     ("system.filesystem.mountpoint", "/var"),

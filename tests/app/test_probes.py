@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def agent_container() -> dict[str, Any]:
-    for doc in yaml.safe_load_all((ROOT / "deploy/kubernetes/daemonset.yaml").read_text()):
+    for doc in yaml.safe_load_all((ROOT / "deploy/kubernetes/base/daemonset.yaml").read_text()):
         if doc and doc.get("kind") == "DaemonSet":
             containers: list[dict[str, Any]] = doc["spec"]["template"]["spec"]["containers"]
             return next(c for c in containers if "livenessProbe" in c)

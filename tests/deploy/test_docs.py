@@ -135,7 +135,7 @@ def test_unknown_model_fields_are_walked_recursively() -> None:
 @pytest.mark.slow
 def test_module_entry_point_checks_the_committed_docs() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "otel_sysops._docs", "--check"],
+        [sys.executable, "-m", "otel_sysops", "docs", "--check"],
         cwd=ROOT,
         capture_output=True,
         text=True,

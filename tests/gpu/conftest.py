@@ -54,7 +54,14 @@ class RecordingAlertSink:
             self.findings.append(finding)
 
     def firing(self, rule: str, uuid: str) -> list[Finding]:
-        return [f for f in self.findings if f.rule == rule and f.attributes.get("hw.id") == uuid and f.firing]
+        # A sensor's finding (the temperature) names its GPU through hw.parent.
+        return [
+            f
+            for f in self.findings
+            if f.rule == rule
+            and uuid in (f.attributes.get("hw.id"), f.attributes.get("hw.parent"))
+            and f.firing
+        ]
 
 
 @dataclass
@@ -110,11 +117,11 @@ def points(data: MetricsData, name: str) -> dict[frozenset[tuple[str, Any]], flo
 
 
 def of_gpu(data: MetricsData, name: str, uuid: str, **extra: Any) -> list[float]:
-    """Return the values of `name` for the GPU `uuid` whose attributes include `extra`."""
+    """Return the values of `name` for the GPU `uuid` (or its sensor) whose attributes include `extra`."""
     out = []
     for attrs, value in points(data, name).items():
         a = dict(attrs)
-        if a.get("hw.id") == uuid and all(a.get(k) == v for k, v in extra.items()):
+        if uuid in (a.get("hw.id"), a.get("hw.parent")) and all(a.get(k) == v for k, v in extra.items()):
             out.append(value)
     return out
 

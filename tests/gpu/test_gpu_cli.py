@@ -52,10 +52,12 @@ def test_snapshot_shows_gpu_metrics_and_the_rules_fire(tmp_path: Path) -> None:
     assert temp["unit"] == "Cel"
     assert {
         "attributes": {
-            "hw.id": A,
-            "hw.name": "NVIDIA A100-SXM4-40GB",
+            "hw.id": f"{A}/temperature",
+            "hw.parent": A,
+            "hw.name": "NVIDIA A100-SXM4-40GB temperature",
             "hw.vendor": "NVIDIA",
-            "hw.type": "gpu",
+            "hw.type": "temperature",
+            "hw.sensor_location": "gpu",
             "sysops.pci.bus_id": "00000000:07:00.0",
             "sysops.numa.node": 0,
         },
@@ -79,7 +81,9 @@ def test_snapshot_shows_gpu_metrics_and_the_rules_fire(tmp_path: Path) -> None:
     lost = [p for p in metrics["hw.status"]["points"] if p["attributes"]["hw.id"] == LOST]
     assert {p["attributes"]["hw.state"]: p["value"] for p in lost} == {"ok": 0, "degraded": 0, "failed": 1}
     # The default rules fire on the hot GPU and the lost one (through the log alert sink).
-    assert f"FIRING CRITICAL gpu.ecc.uncorrected hw.errors: GPU NVIDIA A100-SXM4-40GB ({HOT})" in stderr
+    volatile = "sysops.gpu.ecc.volatile.errors"
+    ecc = f"FIRING CRITICAL gpu.ecc.uncorrected {volatile}: GPU NVIDIA A100-SXM4-40GB ({HOT})"
+    assert ecc in stderr
     # Temperature and memory belong to the threshold analyzer (two-minute `for`): not in one snapshot.
     assert "gpu.temperature" not in stderr
     assert "FIRING EMERGENCY gpu.lost hw.status" in stderr

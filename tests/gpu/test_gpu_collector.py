@@ -32,10 +32,12 @@ def test_values_units_and_attributes(rig: Callable[..., GpuRig]) -> None:
         temp[
             frozenset(
                 {
-                    "hw.id": A,
-                    "hw.name": "NVIDIA A100-SXM4-40GB",
+                    "hw.id": f"{A}/temperature",
+                    "hw.parent": A,
+                    "hw.name": "NVIDIA A100-SXM4-40GB temperature",
                     "hw.vendor": "NVIDIA",
-                    "hw.type": "gpu",
+                    "hw.type": "temperature",
+                    "hw.sensor_location": "gpu",
                     "sysops.pci.bus_id": "00000000:07:00.0",
                     "sysops.numa.node": 0,
                 }.items()
@@ -45,7 +47,7 @@ def test_values_units_and_attributes(rig: Callable[..., GpuRig]) -> None:
     )
     assert of_gpu(data, "hw.temperature", HOT, **{"sysops.numa.node": 1}) == [97.0]
     # numa_node -1 (no NUMA affinity) is left out rather than reported as a node.
-    [geforce] = [dict(a) for a in temp if dict(a)["hw.id"] == GEFORCE]
+    [geforce] = [dict(a) for a in temp if dict(a)["hw.parent"] == GEFORCE]
     assert "sysops.numa.node" not in geforce
     assert of_gpu(data, "hw.power", A) == [120.0]  # 120000 mW
     assert of_gpu(data, "hw.energy", A) == [5000.0]  # 5e6 mJ
@@ -64,18 +66,25 @@ def test_values_units_and_attributes(rig: Callable[..., GpuRig]) -> None:
         8000 * 1024
     ]
     assert of_gpu(data, "sysops.gpu.pcie.replays", A) == [0]
-    # ECC: corrected/uncorrected x volatile/aggregate on hw.errors; none for the GeForce.
-    ecc = {
-        (dict(a)["error.type"], dict(a)["sysops.gpu.ecc.counter"]): v
-        for a, v in points(data, "hw.errors").items()
-        if dict(a)["hw.id"] == A
-    }
-    assert ecc == {
-        ("corrected", "volatile"): 3,
-        ("uncorrected", "volatile"): 0,
-        ("corrected", "aggregate"): 17,
-        ("uncorrected", "aggregate"): 0,
-    }
+
+    # ECC: the lifetime (aggregate) counts on hw.errors, those since the driver loaded (volatile,
+    # a part of them) on their own metric, so sum(hw.errors) counts each error once (17, not 20).
+    def ecc(name: str) -> dict[str, float]:
+        return {dict(a)["error.type"]: v for a, v in points(data, name).items() if dict(a)["hw.id"] == A}
+
+    assert ecc("hw.errors") == {"corrected": 17, "uncorrected": 0}
+    assert ecc("sysops.gpu.ecc.volatile.errors") == {"corrected": 3, "uncorrected": 0}
+    # Every GPU series names the model, serial number and driver (hw.gpu.* included).
+    for name in ("hw.gpu.memory.usage", "hw.gpu.utilization", "hw.power"):
+        attrs = [dict(a) for a in points(data, name) if dict(a)["hw.id"] == A]
+        assert attrs
+        for a in attrs:
+            assert a["hw.model"] == "NVIDIA A100-SXM4-40GB"
+            assert a["hw.serial_number"]
+            assert a["hw.driver_version"]
+    # The temperature sensor is its own component: not the GPU's hw.id, the GPU as its parent.
+    sensor = [dict(a) for a in points(data, "hw.temperature") if dict(a)["hw.parent"] == A]
+    assert [(s["hw.id"], s["hw.type"]) for s in sensor] == [(f"{A}/temperature", "temperature")]
     assert of_gpu(data, "hw.errors", GEFORCE) == []
     # Clock-event reasons: one 0/1 gauge per reason.
     assert of_gpu(
@@ -368,7 +377,7 @@ def test_sysfs_bus_id_never_raises(text: str) -> None:
 def test_unreadable_numa_node_is_left_out(rig: Callable[..., GpuRig], sysfs: Path) -> None:
     (sysfs / "bus" / "pci" / "devices" / "0000:07:00.0" / "numa_node").write_text("garbage\n")
     data = rig().tick()
-    [attrs] = [dict(a) for a in points(data, "hw.temperature") if dict(a)["hw.id"] == A]
+    [attrs] = [dict(a) for a in points(data, "hw.temperature") if dict(a)["hw.parent"] == A]
     assert "sysops.numa.node" not in attrs
 
 

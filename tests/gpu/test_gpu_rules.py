@@ -34,9 +34,12 @@ def with_rules(r: GpuRig) -> GpuRig:
 
 
 def firing(r: GpuRig, tick: int | None = None) -> set[tuple[str, str, Severity]]:
-    """Return (rule, hw.id, severity) of the firing findings (of one tick when `tick` is given)."""
+    """Return (rule, GPU, severity) of the firing findings (of one tick when `tick` is given).
+
+    The GPU is the series' hw.id, or its hw.parent for a sensor's series (the temperature).
+    """
     return {
-        (f.rule, f.attributes["hw.id"], f.severity)
+        (f.rule, f.attributes.get("hw.parent") or f.attributes["hw.id"], f.severity)
         for f in r.alerts.findings
         if f.severity is not None and (tick is None or f.timestamp == r.ticks[tick])
     }
@@ -83,7 +86,8 @@ def test_a_finding_clears_once_and_warning_sits_between_the_levels(rig: Callable
     r.tick()
     temps = [f for f in r.alerts.findings if f.rule == "gpu.temperature"]
     assert [f.severity for f in temps] == [Severity.CRITICAL, Severity.WARNING, None]
-    assert temps[-1].attributes["hw.id"] == HOT
+    assert temps[-1].attributes["hw.parent"] == HOT
+    assert temps[-1].attributes["hw.id"] == f"{HOT}/temperature"
 
 
 def test_a_gpu_lost_mid_run_is_an_emergency_and_recovery_clears_it(rig: Callable[..., GpuRig]) -> None:

@@ -51,28 +51,30 @@ def test_fixture_groups_and_exact_values(make_settings: Callable[..., Settings])
     ]
     data = pipe.tick().data
     nginx = "/system.slice/nginx.service"
-    cpu = points(data, "container.cpu.time")
+    cpu = points(data, "sysops.cgroup.cpu.time")
     assert cpu[a(sysops__cgroup__path=nginx, cpu__mode="user")] == 1.5
     assert cpu[a(sysops__cgroup__path=nginx, cpu__mode="system")] == 0.5
     assert cpu[a(sysops__cgroup__path="/", cpu__mode="user")] == 6.0
     assert len(cpu) == 16  # 8 groups, init.scope is not one of them
     assert points(data, "sysops.cgroup.cpu.throttled.time")[a(sysops__cgroup__path=nginx)] == 0.35
     assert points(data, "sysops.cgroup.cpu.throttled.periods")[a(sysops__cgroup__path=nginx)] == 7
-    usage = points(data, "container.memory.usage")
+    usage = points(data, "sysops.cgroup.memory.usage")
     assert usage[a(sysops__cgroup__path=nginx)] == 104857600
     assert "/" not in _paths(usage)  # the root has no memory.current
-    assert points(data, "container.memory.working_set")[a(sysops__cgroup__path=nginx)] == 104857600 - 5000000
-    assert points(data, "container.memory.rss")[a(sysops__cgroup__path=nginx)] == 80000000
+    assert (
+        points(data, "sysops.cgroup.memory.working_set")[a(sysops__cgroup__path=nginx)] == 104857600 - 5000000
+    )
+    assert points(data, "sysops.cgroup.memory.rss")[a(sysops__cgroup__path=nginx)] == 80000000
     assert points(data, "sysops.cgroup.memory.file")[a(sysops__cgroup__path=nginx)] == 20000000
     # memory.max is "max" everywhere else: no limit point.
     assert points(data, "sysops.cgroup.memory.limit") == {
         a(sysops__cgroup__path=nginx): 536870912,
         a(sysops__cgroup__path="/kubepods.slice"): 4294967296,
     }
-    faults = points(data, "container.paging.faults")
+    faults = points(data, "sysops.cgroup.paging.faults")
     assert faults[a(sysops__cgroup__path="/system.slice", system__paging__fault__type="major")] == 25
     assert faults[a(sysops__cgroup__path="/system.slice", system__paging__fault__type="minor")] == 9975
-    io = points(data, "container.disk.io")
+    io = points(data, "sysops.cgroup.disk.io")
     # Summed over devices 8:0 and 253:0.
     assert io[a(sysops__cgroup__path="/system.slice", disk__io__direction="read")] == 1048576 + 1024
     assert io[a(sysops__cgroup__path="/system.slice", disk__io__direction="write")] == 2097152
@@ -95,7 +97,7 @@ def test_fixture_groups_and_exact_values(make_settings: Callable[..., Settings])
         dict(k)["sysops.cgroup.path"] == "/" and dict(k)["sysops.pressure.resource"] == "memory"
         for k in stall
     )
-    assert "container.cpu.usage" not in names(data)  # needs two ticks
+    assert "sysops.cgroup.cpu.usage" not in names(data)  # needs two ticks
     # nginx's io.stat has one line that is not a device.
     assert pipe.errors.snapshot() == {("cgroup", "malformed_line"): 1}
     pipe.close(1.0)
@@ -127,12 +129,12 @@ def test_cpu_usage_and_vanishing_groups(make_settings: Callable[..., Settings], 
     (root / "user.slice" / "memory.stat").mkdir()
     data = pipe.tick().data
     assert pipe.errors.snapshot()[("cgroup", "read_error")] == 1
-    assert "/user.slice" not in _paths(points(data, "container.memory.rss"))
-    assert "/user.slice" in _paths(points(data, "container.memory.usage"))
-    usage = points(data, "container.cpu.usage")
+    assert "/user.slice" not in _paths(points(data, "sysops.cgroup.memory.rss"))
+    assert "/user.slice" in _paths(points(data, "sysops.cgroup.memory.usage"))
+    usage = points(data, "sysops.cgroup.cpu.usage")
     assert usage[a(sysops__cgroup__path="/system.slice")] > 0
     assert usage[a(sysops__cgroup__path="/user.slice")] == 0
-    assert "/system.slice/postgresql.service" not in _paths(points(data, "container.cpu.time"))
+    assert "/system.slice/postgresql.service" not in _paths(points(data, "sysops.cgroup.cpu.time"))
     assert "/system.slice/postgresql.service" not in _paths(usage)
     pipe.close(1.0)
 
@@ -141,14 +143,14 @@ def test_hybrid_host_reports_cpu_and_pressure(make_settings: Callable[..., Setti
     pipe, collector = _cgroups(make_settings(sysfs=str(HYBRID)))
     assert collector.hybrid
     data = pipe.tick().data
-    assert points(data, "container.cpu.time") == {
+    assert points(data, "sysops.cgroup.cpu.time") == {
         a(sysops__cgroup__path="/", cpu__mode="user"): 405.242224,
         a(sysops__cgroup__path="/", cpu__mode="system"): 73.486573,
     }
     assert points(data, "sysops.cgroup.pressure.stall.time")[
         a(sysops__cgroup__path="/", sysops__pressure__resource="cpu", sysops__pressure__kind="some")
     ] == pytest.approx(177.47116)
-    assert "container.memory.usage" not in names(data)
+    assert "sysops.cgroup.memory.usage" not in names(data)
     pipe.close(1.0)
 
 
@@ -186,3 +188,34 @@ def test_cgroup_parsers_never_raise(text: str, which: int, cut: int) -> None:
         parse_single(sample)
         psi = parse_pressure(sample)
         assert all(v >= 0 for line in psi.lines.values() for v in (*line.averages.values(), line.total_us))
+
+
+def test_only_containers_get_container_names(tmp_path: Path, make_settings: Callable[..., Settings]) -> None:
+    # A Docker container's scope next to systemd services: container.* (with container.id) for
+    # it alone; the slices and services keep their figures under sysops.cgroup.*.
+    host = tmp_path / "host"
+    shutil.copytree(HOST, host)
+    cid = "4f" * 32
+    scope = host / "fs" / "cgroup" / "system.slice" / f"docker-{cid}.scope"
+    shutil.copytree(ROOT / "system.slice" / "nginx.service", scope)
+    pipe, _ = _cgroups(make_settings(sysfs=str(host)))
+    data = pipe.tick().data
+    path = f"/system.slice/docker-{cid}.scope"
+    container = points(data, "container.cpu.time")
+    assert container == {
+        a(sysops__cgroup__path=path, container__id=cid, cpu__mode="user"): 1.5,
+        a(sysops__cgroup__path=path, container__id=cid, cpu__mode="system"): 0.5,
+    }
+    assert points(data, "container.memory.usage") == {
+        a(sysops__cgroup__path=path, container__id=cid): 104857600
+    }
+    cgroups = points(data, "sysops.cgroup.cpu.time")
+    assert path not in _paths(cgroups)
+    assert "/system.slice/nginx.service" in _paths(cgroups)
+    # No series of a group that is not a container carries a container.* name.
+    assert all(
+        dict(k).get("container.id") == cid
+        for n in names(data)
+        if n.startswith("container.")
+        for k in points(data, n)
+    )

@@ -21,15 +21,16 @@ def test_usage_slab_shared_and_hugepages_from_meminfo(numa_host: Host, pipeline_
     pipe, settings = pipeline_for(numa_host)
     add(pipe, settings, "memory", MemoryCollector)
     values = points(pipe.tick().data, "system.memory")
-    # cached = Cached 15000000 + SReclaimable 1000000; used = 65536000 - 20000000 - 500000 - 16000000.
+    # used = MemTotal 65536000 - MemAvailable 40000000 (the semantic conventions' definition, not
+    # total - free - buffers - cached = 29036000); cached = Cached 15000000 + SReclaimable 1000000.
     assert of(values, "system.memory.usage") == {
-        frozenset({(STATE, "used")}): 29_036_000 * KB,
+        frozenset({(STATE, "used")}): 25_536_000 * KB,
         frozenset({(STATE, "free")}): 20_000_000 * KB,
         frozenset({(STATE, "buffers")}): 500_000 * KB,
         frozenset({(STATE, "cached")}): 16_000_000 * KB,
     }
     assert values[key("system.memory.utilization", **{STATE: "used"})] == pytest.approx(
-        29_036_000 / 65_536_000
+        25_536_000 / 65_536_000
     )
     assert values[key("system.memory.limit")] == 65_536_000 * KB
     assert values[key("system.memory.linux.available")] == 40_000_000 * KB

@@ -25,16 +25,18 @@ def test_usage_utilization_faults_and_operations(numa_host: Host, pipeline_for: 
     pipe, settings = pipeline_for(numa_host)
     add(pipe, settings, "paging", PagingCollector)
     values = points(pipe.tick().data, "system.paging")
-    # SwapTotal 8388604 kB, SwapFree 6291452 kB; /proc/swaps sizes are KiB too.
-    assert of(values, "system.paging.usage") == {
-        frozenset({(STATE, "used")}): 2_097_152 * KB,
-        frozenset({(STATE, "free")}): 6_291_452 * KB,
+    # Per swap area only (/proc/swaps sizes are KiB): no host-wide series beside them, so sum()
+    # gives SwapTotal 8388604 kB once (used 2097152 + free 6291452 kB, as meminfo says).
+    usage = of(values, "system.paging.usage")
+    assert sum(usage.values()) == 8_388_604 * KB
+    assert sum(v for k, v in usage.items() if (STATE, "used") in k) == 2_097_152 * KB
+    assert usage == {
         frozenset({(STATE, "used"), ("system.device", "/dev/sda3")}): 1_048_576 * KB,
         frozenset({(STATE, "free"), ("system.device", "/dev/sda3")}): 3_145_724 * KB,
         frozenset({(STATE, "used"), ("system.device", "/swap file")}): 1_048_576 * KB,
         frozenset({(STATE, "free"), ("system.device", "/swap file")}): 3_145_728 * KB,
     }
-    assert values[key("system.paging.utilization", **{STATE: "used"})] == pytest.approx(2_097_152 / 8_388_604)
+    assert key("system.paging.utilization", **{STATE: "used"}) not in values
     assert values[key("system.paging.utilization", **{STATE: "used", "system.device": "/swap file"})] == 0.25
     fault = "system.paging.fault.type"
     # pgfault counts major faults too: minor = 900000000 - 45000.
@@ -112,3 +114,17 @@ def test_parse_swaps_and_vmstat_never_raise_even_truncated(text: str, cut: int) 
     assert all(a.size >= 0 for a in parse_swaps(real[: cut % (len(real) + 1)]).areas)
     vm = "pgfault 900000000\npgmajfault 45000\n"
     parse_vmstat(vm[: cut % (len(vm) + 1)])
+
+
+def test_host_wide_usage_only_when_no_swap_area_is_listed(numa_host: Host, pipeline_for: Build) -> None:
+    # /proc/swaps with its header only (no area readable): SwapTotal/SwapFree stand in, once.
+    swaps = numa_host.procfs / "swaps"
+    swaps.write_text(swaps.read_text().splitlines()[0] + "\n")
+    pipe, settings = pipeline_for(numa_host)
+    add(pipe, settings, "paging", PagingCollector)
+    values = points(pipe.tick().data, "system.paging")
+    assert of(values, "system.paging.usage") == {
+        frozenset({(STATE, "used")}): 2_097_152 * KB,
+        frozenset({(STATE, "free")}): 6_291_452 * KB,
+    }
+    assert values[key("system.paging.utilization", **{STATE: "used"})] == pytest.approx(2_097_152 / 8_388_604)

@@ -68,7 +68,7 @@ def test_fixture_counts_and_top_processes_by_memory(make_settings: Callable[...,
     systemd = _pid_attrs(1, "systemd", "root")
     assert points(data, "process.memory.usage") == {postgres: 10000 * PAGE, systemd: 3000 * PAGE}
     assert points(data, "process.thread.count") == {postgres: 8, systemd: 1}
-    assert points(data, "process.open_file_descriptor.count") == {postgres: 7, systemd: 3}
+    assert points(data, "process.unix.file_descriptor.count") == {postgres: 7, systemd: 3}
     assert "process.cpu.utilization" not in names(data)
     # /proc/500/stat is cut short; etc/passwd has one broken line.
     assert pipe.errors.snapshot() == {("process", "malformed_line"): 2}
@@ -275,7 +275,7 @@ ctx = CollectorContext("process", settings, pipe.files, pipe.errors)
 pipe.add_collector("process", ProcessCollector(ctx))
 for _ in range(3):
     data = pipe.tick().data
-fds = {str(dict(k)["process.pid"]): v for k, v in points(data, "process.open_file_descriptor.count").items()}
+fds = {str(dict(k)["process.pid"]): v for k, v in points(data, "process.unix.file_descriptor.count").items()}
 memory = sorted(dict(k)["process.pid"] for k in points(data, "process.memory.usage"))
 errors = {kind: n for (_, kind), n in pipe.errors.snapshot().items()}
 print(json.dumps({"fds": fds, "memory": memory, "errors": errors,
