@@ -81,7 +81,7 @@ class LogAnalyzer:
         *,
         resolve_after: float = 300.0,
         resubmit_after: float = 60.0,
-        max_line: int = 2048,
+        max_line: int = 4096,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.matcher = matcher
