@@ -367,6 +367,13 @@ class Matcher:
         `body` prepares a line that passed the keyword scan for the regexes: the analyzer strips a
         syslog header (so it never leaks into a capture) and sanitises it.
         """
+        try:
+            return self._match(line, body)
+        except UnicodeEncodeError:
+            # A lone surrogate (a journal field "\ud800" in JSON) has no UTF-8 form for RE2.
+            return self._match(line.encode("utf-8", "replace").decode("utf-8"), body)
+
+    def _match(self, line: str, body: Callable[[str], str] | None) -> list[Match]:
         # Cut first: every step below is linear in what is left, and a line is never longer than this.
         line = line[: self._max_line]
         hit = self._prefilter is not None and self._prefilter.search(line) is not None
