@@ -41,6 +41,9 @@ class LogsSettings(Section):
     # Syslog-style files to follow; None: /var/log/syslog or /var/log/messages under host_root,
     # whichever the distribution uses and exists; []: none.
     files: list[Path] | None = None
+    # Directory (created 0700) where each followed file's position is kept: after a restart the
+    # file is read from where the agent stopped (what is still in it). None: from the end.
+    state_dir: Path | None = None
     kmsg: bool = True
     kmsg_path: Path = Path("/dev/kmsg")
     # Read the kernel ring buffer from its start (default: only records written from now on).
