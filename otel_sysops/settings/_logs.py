@@ -58,8 +58,9 @@ class LogsSettings(Section):
     poll_interval: float = Field(0.25, gt=0, le=60)
     # Bytes of a line kept for matching and messages; longer lines are cut to this before matching.
     max_line_length: int = Field(4096, ge=80, le=65536)
-    # Seconds without a new match after which a log alert is sent as resolved; 0: never.
-    resolve_after: float = Field(300.0, ge=0)
+    # Seconds without a new match after which a log alert is sent as resolved (at least 1: every
+    # log alert resolves, so the firing set stays bounded).
+    resolve_after: float = Field(300.0, ge=1)
     # Seconds between repeats of a firing log alert while it keeps matching (with its count).
     resubmit_after: float = Field(60.0, ge=0)
 

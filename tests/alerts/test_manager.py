@@ -513,3 +513,34 @@ def test_a_machine_channel_gets_every_alert_while_a_chat_channel_is_limited() ->
     got["chat"] += drain(manager, clock)["chat"]
     held = sum(sum(n.suppressed.values()) for n in got["chat"])
     assert chat_listed + held == 25  # what the chat channel did not get is summarised to it
+
+
+def test_the_active_set_is_bounded_and_what_is_dropped_is_counted() -> None:
+    clock = Clock()
+    policy = ManagerPolicy(DEFAULT_DEDUP, delivery=DeliveryPolicy(group_window=0.0), max_active=5)
+    manager = AlertManager("web-1", policy, clock)
+    manager.add_channel(Recorder())
+    for i in range(12):
+        manager.submit(finding(Severity.WARNING, rule=f"r{i}"))
+    assert len(manager.active_alerts()) == 5
+    assert manager.counts_snapshot()["dropped"] == 7
+    # A firing alert still updates, and a resolved one frees its place.
+    manager.submit(finding(Severity.CRITICAL, rule="r0"))
+    manager.submit(finding(None, rule="r1"))
+    manager.submit(finding(Severity.WARNING, rule="r99"))
+    assert {a.rule for a in manager.active_alerts()} == {"r0", "r2", "r3", "r4", "r99"}
+    assert manager.counts_snapshot()["dropped"] == 7
+
+
+def test_run_time_silences_are_bounded_and_a_refusal_says_why() -> None:
+    clock = Clock()
+    manager = make_manager(clock)
+    manager.silence_book.max_silences = 3
+    for i in range(3):
+        manager.add_silence({"rule": f"r{i}"}, 60)
+    with pytest.raises(ValueError, match=r"too many silences in force \(3\)"):
+        manager.add_silence({"rule": "r3"}, 60)
+    assert manager.silence_book.refused == 1
+    clock.advance(61)  # expired ones make room
+    manager.add_silence({"rule": "r4"}, 60)
+    assert [s["matchers"] for s in manager.silences()] == [{"rule": "r4"}]
