@@ -23,8 +23,8 @@ class RegexError(ValueError):
 class RegexMatch(Protocol):
     """What a match offers: its named groups."""
 
-    def groupdict(self) -> dict[str, str | None]:
-        """Return the named groups (None for a group that did not take part)."""
+    def groupdict(self) -> dict[str, Any]:
+        """Return the named groups: str, or None for a group that did not take part (as `re`)."""
 
 
 class Regex(Protocol):
