@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import stat
@@ -335,9 +336,13 @@ class FileSource:
             else:
                 self._position = self.follower.snapshot() or self._position
                 self.follower.close()
-            if self.positions is not None:
-                self.positions.save(self._position)
             self.worker.stop()
+            if self.positions is not None:
+                # Off the loop and within the deadline too: the state directory may hang as well.
+                saver = DaemonWorker(f"log position {self.path}")
+                with anyio.move_on_after(STUCK_DEADLINE, shield=True):
+                    await saver.call(functools.partial(self.positions.save, self._position))
+                saver.stop()
 
     def _poll(self) -> None:
         lines = self.follower.poll()
