@@ -332,3 +332,9 @@ def test_adversarial_long_lines_still_match_correctly() -> None:
     assert up.severity is None
     assert matcher.match("(" * 10_000 + "): remounting filesystem read-only")
     assert matcher.match(" ".join(["java"] * 3000) + "[1]: segfault at 0")
+
+
+def test_a_lone_surrogate_from_journal_json_is_matched_not_raised() -> None:
+    # json.loads('"\\ud800"') yields a str with no UTF-8 form; RE2 needs one.
+    (match,) = Matcher(builtin_patterns()).match("Out of memory: Killed process 7 (a\ud800b) x")
+    assert match.attributes[EXE] == "a?b"
