@@ -4,6 +4,7 @@ memory.max). The pressure files have the host's format and are parsed by .pressu
 
 from __future__ import annotations
 
+from ._numbers import ascii_int
 from .keyed import Parsed, parse_flat_keyed
 
 __all__ = ["Parsed", "parse_flat_keyed", "parse_io_stat", "parse_single"]
@@ -21,7 +22,7 @@ def parse_io_stat(text: str) -> Parsed:
         if not parts:
             continue
         major, sep, minor = parts[0].partition(":")
-        if not sep or not major.isdecimal() or not minor.isdecimal():
+        if not sep or ascii_int(major) is None or ascii_int(minor) is None:
             out.malformed += 1
             continue
         row: dict[str, int] = {}
@@ -31,7 +32,10 @@ def parse_io_stat(text: str) -> Parsed:
                 if not eq:
                     raise ValueError(pair)
                 if key in sums:
-                    row[key] = int(number)
+                    value = ascii_int(number)
+                    if value is None:
+                        raise ValueError(pair)
+                    row[key] = value
         except ValueError:
             out.malformed += 1
             continue
@@ -46,7 +50,4 @@ def parse_io_stat(text: str) -> Parsed:
 
 def parse_single(text: str) -> int | None:
     """Return the number of a one-value file (memory.current); None for "max" or anything else."""
-    word = text.strip()
-    if not word.isdecimal():
-        return None
-    return int(word)
+    return ascii_int(text.strip())

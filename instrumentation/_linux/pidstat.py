@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._numbers import ascii_int
+
 # (comm, state letter, utime + stime in clock ticks, threads, start time in ticks, rss pages)
 PidStat = tuple[str, str, int, int, int, int]
 
@@ -36,9 +38,7 @@ def parse_status_uid(text: str) -> int | None:
     for line in text.splitlines():
         if line.startswith("Uid:"):
             parts = line[4:].split()
-            if parts and parts[0].isdecimal():
-                return int(parts[0])
-            return None
+            return ascii_int(parts[0]) if parts else None
     return None
 
 
@@ -50,8 +50,9 @@ def parse_passwd(text: str) -> tuple[dict[int, str], int]:
         if not line.strip() or line.startswith("#"):
             continue
         parts = line.split(":")
-        if len(parts) < 4 or not parts[0] or not parts[2].isdecimal():
+        uid = ascii_int(parts[2]) if len(parts) >= 4 and parts[0] else None
+        if uid is None:
             malformed += 1
             continue
-        users.setdefault(int(parts[2]), parts[0])
+        users.setdefault(uid, parts[0])
     return users, malformed

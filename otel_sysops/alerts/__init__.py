@@ -1,7 +1,7 @@
 """Alerts: the finding model, the sink findings are handed to, the channel interface, the manager."""
 
 from ._build import build_alert_sink, build_manager, reconfigure
-from ._delivery import ChannelRunner, CircuitBreaker, DeliveryPolicy, TokenBucket
+from ._delivery import ChannelRunner, CircuitBreaker, DeliveryPolicy, TokenBucket, summary_alert
 from ._errors import ChannelError
 from ._manager import DEFAULT_DEDUP, AlertManager, ManagerPolicy
 from ._sink import AlertSink, LogAlertSink
@@ -34,4 +34,5 @@ __all__ = [
     "fingerprint",
     "reconfigure",
     "register_alert_telemetry",
+    "summary_alert",
 ]

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import threading
 import time
+import uuid
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ import anyio
 
 from ._errors import ChannelError
 from .channel import Alert, Channel, Notification
+from .model import Severity
 
 _log = logging.getLogger("otel_sysops.alerts")
 
@@ -154,6 +156,9 @@ class ChannelRunner:
         # What built the channel (its settings), so a reload can tell whether it changed.
         self.origin = origin
         self.bucket = TokenBucket(policy.burst, policy.refill_seconds, clock())
+        # Rate limits and summaries are for people: a machine channel (NATS, webhook, syslog, log)
+        # gets every alert. A channel says so with `rate_limited = False`; without it, it is limited.
+        self.rate_limited = bool(getattr(channel, "rate_limited", True))
         self.breaker = CircuitBreaker(policy.breaker_threshold, policy.breaker_reset)
         self.stats = ChannelStats()
         self._lock = threading.Lock()
@@ -230,22 +235,19 @@ class ChannelRunner:
             # An open circuit would fail the message without trying: count it, spend no token.
             reachable = self.breaker.allow(now)
             for alerts in groups.values():
-                if reachable and self.bucket.take(now):
+                if reachable and self._token(now):
                     out.append(Notification(alerts, dict(self._held)))
                     self._held.clear()
                 else:
                     self._held.update(a.severity.name.lower() for a in alerts)
                     self.stats.held_back += len(alerts)
-            if (
-                not out
-                and self._held
-                and not self._pending
-                and self.breaker.allow(now)
-                and self.bucket.take(now)
-            ):
+            if not out and self._held and not self._pending and self.breaker.allow(now) and self._token(now):
                 out.append(Notification([], dict(self._held)))
                 self._held.clear()
         return out
+
+    def _token(self, now: float) -> bool:
+        return not self.rate_limited or self.bucket.take(now)
 
     def next_due(self, now: float) -> float | None:
         """Return seconds until `collect` may have something (None: nothing waits)."""
@@ -253,7 +255,8 @@ class ChannelRunner:
             if self._pending and self._first_at is not None:
                 return max(0.0, self._first_at + self.policy.group_window - now)
             if self._held:
-                return max(0.05, self.bucket.next_token_in(now), self.breaker.retry_in(now))
+                token = self.bucket.next_token_in(now) if self.rate_limited else 0.0
+                return max(0.05, token, self.breaker.retry_in(now))
             return None
 
     # -- the delivery task -------------------------------------------------------------------
@@ -331,3 +334,30 @@ class ChannelRunner:
             _log.warning("channel %s: %d alert(s) not delivered at shutdown", self.name, left)
         with anyio.move_on_after(max(1.0, timeout)):
             await self.channel.aclose()
+
+
+def summary_alert(notification: Notification, host: str, now: float) -> Alert | None:
+    """Return a notification's held-back counts as one alert of its own, for channels that carry
+    only alerts (NATS): None when nothing was held back.
+
+    Its rule is `sysops.alerts.held_back`, its severity the highest held back, its attributes the
+    count per severity, so a consumer sees what it missed.
+    """
+    if not notification.suppressed:
+        return None
+    total = sum(notification.suppressed.values())
+    severities = [Severity.parse(name) for name in notification.suppressed]
+    counts = ", ".join(f"{n} {sev}" for sev, n in sorted(notification.suppressed.items()))
+    return Alert(
+        id=uuid.uuid4().hex,
+        fingerprint=f"sysops.alerts.held_back:{host}",
+        rule="sysops.alerts.held_back",
+        metric="sysops.alerts.held_back",
+        attributes={f"sysops.alerts.held_back.{sev}": str(n) for sev, n in notification.suppressed.items()},
+        severity=max(severities, default=Severity.INFO),
+        state="firing",
+        starts_at=now,
+        message=f"{total} alert(s) held back ({counts})",
+        host=host,
+        value=float(total),
+    )

@@ -237,6 +237,8 @@ class TelegramChannel(HttpChannel):
 class WebhookChannel(HttpChannel):
     """A generic JSON webhook, optionally signed with HMAC-SHA256 over the raw body."""
 
+    rate_limited = False  # a machine channel: never rate-limited into loss
+
     def __init__(
         self,
         *args: Any,

@@ -14,6 +14,8 @@ _log = logging.getLogger("otel_sysops.alerts")
 class LogChannel:
     """Write each alert of a notification to the agent's log."""
 
+    rate_limited = False  # a machine channel: never rate-limited into loss
+
     def __init__(self, name: str = "log", min_severity: Severity = Severity.INFO) -> None:
         self.name = name
         self.min_severity = min_severity

@@ -36,6 +36,8 @@ class ManagerPolicy:
     dedup: Mapping[Severity, float]
     reminder_interval: float = 3600.0
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    # Fingerprints firing at once; a new one past this is dropped and counted (outcome "dropped").
+    max_active: int = 10_000
 
 
 @dataclass(slots=True)
@@ -172,6 +174,15 @@ class AlertManager:
         """Update the state for one finding; return the alert to notify, if any (lock held)."""
         if finding.severity is None:
             return self._clear(finding, now)
+        if finding.fingerprint not in self._active and len(self._active) >= self.policy.max_active:
+            # Bounded memory: a storm of ever-new fingerprints cannot grow the state without end.
+            if not self.counts["dropped"]:
+                _log.warning(
+                    "more than %d alerts firing at once: new ones are dropped (counted as dropped)",
+                    self.policy.max_active,
+                )
+            self.counts["dropped"] += 1
+            return None
         return self._decide(self._update(finding, finding.severity, now), now, count=True)
 
     def _decide(self, active: _Active, now: float, count: bool) -> Alert | None:
@@ -281,6 +292,10 @@ class AlertManager:
     def _forget_old(self, now: float) -> None:
         # Bound the dedup memory: entries older than the longest window can no longer suppress anything.
         # Swept at most once a minute, so a storm does not pay for a scan per alert.
+        if len(self._last_sent) > 4 * self.policy.max_active:
+            # A hard bound whatever the windows: the oldest half goes (it can only shorten a window).
+            for key, _ in sorted(self._last_sent.items(), key=lambda kv: kv[1])[: len(self._last_sent) // 2]:
+                del self._last_sent[key]
         if len(self._last_sent) < 4096 or now < self._next_sweep:
             return
         self._next_sweep = now + 60.0

@@ -36,6 +36,10 @@ def matches(matchers: Mapping[str, str], alert: Alert) -> bool:
     return True
 
 
+# Silences in force at once (run-time ones: CLI, NATS); one more is refused with the reason.
+MAX_SILENCES = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class Silence:
     """Alerts matching every matcher are not notified until `ends_at` (seconds since the epoch)."""
@@ -64,9 +68,12 @@ class Silence:
 class SilenceBook:
     """The silences in force; thread-safe, expired ones are dropped as they are seen."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_silences: int = MAX_SILENCES) -> None:
         self._lock = threading.Lock()
         self._silences: dict[str, Silence] = {}
+        self.max_silences = max_silences
+        # Silences refused because the book was full (each was answered with the reason).
+        self.refused = 0
 
     def add(
         self,
@@ -82,6 +89,11 @@ class SilenceBook:
             raise ValueError("a silence needs at least one matcher")
         silence = Silence(uuid.uuid4().hex, dict(matchers), starts_at, ends_at, comment, created_by, origin)
         with self._lock:
+            if len(self._silences) >= self.max_silences:
+                self._prune(starts_at)
+            if len(self._silences) >= self.max_silences and origin == "runtime":
+                self.refused += 1
+                raise ValueError(f"too many silences in force ({self.max_silences}): remove one first")
             self._silences[silence.id] = silence
         return silence.id
 
@@ -103,9 +115,12 @@ class SilenceBook:
     def active(self, now: float) -> list[Silence]:
         """Return the silences in force at `now`, forgetting expired ones."""
         with self._lock:
-            for sid in [s.id for s in self._silences.values() if s.ends_at <= now]:
-                del self._silences[sid]
+            self._prune(now)
             return [s for s in self._silences.values() if s.starts_at <= now]
+
+    def _prune(self, now: float) -> None:
+        for sid in [s.id for s in self._silences.values() if s.ends_at <= now]:
+            del self._silences[sid]
 
     def silencing(self, alert: Alert, now: float) -> Silence | None:
         """Return the first silence that covers `alert` at `now`."""

@@ -61,6 +61,8 @@ def alert_record(facility: int, app_name: str, alert: Alert, test: bool) -> str:
 class SyslogChannel:
     """One syslog message per alert (plus one for a summary of what was held back)."""
 
+    rate_limited = False  # a machine channel: never rate-limited into loss
+
     def __init__(
         self,
         name: str,

@@ -70,6 +70,8 @@ class Channel(Protocol):
 
     name: str
     min_severity: Severity
+    # Optional attribute `rate_limited: bool` (default True): False for a machine (NATS, webhook,
+    # syslog, log), which gets every alert; the token bucket and summaries are for chat channels.
 
     async def send(self, notification: Notification) -> None:
         """Deliver one notification; raise `otel_sysops.alerts.ChannelError` on failure."""

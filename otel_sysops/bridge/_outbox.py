@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from otel_sysops._private import private_dir, write_private
 
 _log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class Outbox:
         self._items: OrderedDict[int, Message] = OrderedDict()
         self._seq = 0
         if spool is not None:
-            spool.mkdir(parents=True, exist_ok=True)
+            private_dir(spool)
             self._load()
 
     def __len__(self) -> int:
@@ -115,10 +116,8 @@ class Outbox:
             return
         header = {"subject": message.subject, "kind": message.kind, "msg_id": message.msg_id}
         path = self.spool / f"{message.seq:016d}{_SUFFIX}"
-        tmp = path.with_suffix(".tmp")
         try:
-            tmp.write_bytes(json.dumps(header).encode() + b"\n" + message.payload)
-            os.replace(tmp, path)
+            write_private(path, json.dumps(header).encode() + b"\n" + message.payload)
         except OSError as exc:
             # The message is still held in memory; only a restart would lose it.
             self.spool_errors += 1

@@ -16,7 +16,7 @@ import anyio
 import anyio.to_thread
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-from otel_sysops.alerts import Alert, Notification, Severity
+from otel_sysops.alerts import Alert, Notification, Severity, summary_alert
 from otel_sysops.errors import ConfigError
 from otel_sysops.settings import NatsSettings
 
@@ -44,6 +44,7 @@ class NatsAlertChannel:
 
     name = "nats"
     min_severity = Severity.INFO
+    rate_limited = False  # a machine channel: every alert, and any held-back count as an alert
 
     def __init__(self, bridge: NatsBridge) -> None:
         self._bridge = bridge
@@ -51,6 +52,9 @@ class NatsAlertChannel:
     async def send(self, notification: Notification) -> None:
         for alert in notification.alerts:
             self._bridge.publish_alert(alert)
+        summary = summary_alert(notification, self._bridge.host, time.time())
+        if summary is not None:
+            self._bridge.publish_alert(summary)
 
     async def aclose(self) -> None:
         """Nothing to release: the bridge owns the connection."""

@@ -26,9 +26,12 @@ ATTR_SOURCE = "sysops.log.source"
 # matched from another source within this window is the same event.
 DUPLICATE_WINDOW = 30.0
 _MAX_RECENT = 4096
-# Alerts tracked at once; past this the longest quiet is forgotten (bounds memory when
-# `resolve_after` is 0 and keys keep changing, e.g. segfaults of ever new programs).
+# Alerts tracked at once; past this the longest quiet one is resolved early and counted as
+# `sysops.log.source.errors{error.type="firing_overflow"}` (keys that keep changing, e.g.
+# segfaults of ever new programs, cannot grow the state without end).
 MAX_FIRING = 10_000
+# The shortest `resolve_after`: every log alert resolves eventually.
+MIN_RESOLVE_AFTER = 1.0
 
 
 @dataclass
@@ -81,15 +84,17 @@ class LogAnalyzer:
         *,
         resolve_after: float = 300.0,
         resubmit_after: float = 60.0,
-        max_line: int = 2048,
+        max_line: int = 4096,
         clock: Callable[[], float] = time.monotonic,
+        max_firing: int = MAX_FIRING,
     ) -> None:
         self.matcher = matcher
         self.alerts = alerts
         self.stats = stats or LogStats()
-        self.resolve_after = resolve_after
+        self.resolve_after = max(MIN_RESOLVE_AFTER, resolve_after)
         self.resubmit_after = resubmit_after
         self.max_line = max_line
+        self.max_firing = max_firing
         self._clock = clock
         self._lock = threading.Lock()
         self._firing: dict[str, _Firing] = {}
@@ -161,12 +166,17 @@ class LogAnalyzer:
     def _fire(self, key: str, finding: Finding, severity: Severity, now: float) -> list[Finding]:
         state = self._firing.get(key)
         if state is None:
-            if len(self._firing) >= MAX_FIRING:
+            out: list[Finding] = []
+            if len(self._firing) >= self.max_firing:
                 oldest = min(self._firing, key=lambda k: self._firing[k].last_seen)
-                del self._firing[oldest]
-                _log.debug("more than %d log alerts firing: forgot the quietest", MAX_FIRING)
+                # Resolved, not silently forgotten: the alert manager frees it too.
+                quietest = self._firing.pop(oldest)
+                out.append(self._cleared(quietest, "resolved early: too many log alerts firing"))
+                self.stats.add_error("analyzer", "firing_overflow")
+                _log.debug("more than %d log alerts firing: resolved the quietest", self.max_firing)
             self._firing[key] = _Firing(_counted(finding, 1), 1, now, now, now)
-            return [self._firing[key].finding]
+            out.append(self._firing[key].finding)
+            return out
         state.count += 1
         state.last_seen = now
         # A new severity goes out at once; a repeat only every `resubmit_after` (the alert is firing).
@@ -190,30 +200,30 @@ class LogAnalyzer:
 
     def expire(self) -> int:
         """Send a cleared finding for each event quiet for `resolve_after` seconds; return how many."""
-        if self.resolve_after <= 0:
-            return 0
         now = self._clock()
         cleared: list[Finding] = []
         with self._lock:
             for key, state in list(self._firing.items()):
                 if state.finding.event and now - state.last_seen >= self.resolve_after:
                     del self._firing[key]
-                    f = state.finding
-                    cleared.append(
-                        Finding(
-                            f.rule,
-                            f.metric,
-                            f.attributes,
-                            None,
-                            f"no new match for {self.resolve_after:g} s ({state.count} in all)",
-                            float(state.count),
-                            labels=f.labels,
-                            event=True,
-                        )
-                    )
+                    cleared.append(self._cleared(state, f"no new match for {self.resolve_after:g} s"))
         for finding in cleared:
             self.alerts.submit(finding)
         return len(cleared)
+
+    @staticmethod
+    def _cleared(state: _Firing, why: str) -> Finding:
+        f = state.finding
+        return Finding(
+            f.rule,
+            f.metric,
+            f.attributes,
+            None,
+            f"{why} ({state.count} in all)",
+            float(state.count),
+            labels=f.labels,
+            event=True,
+        )
 
     def firing(self) -> dict[str, Finding]:
         """Return the latest finding of each fingerprint firing now."""

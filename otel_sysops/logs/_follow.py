@@ -6,6 +6,8 @@ import errno
 import os
 from pathlib import Path
 
+from ._positions import Position
+
 # Bytes per read call.
 CHUNK = 1 << 20
 # Bytes one poll reads at most: a large backlog is read over several polls (`behind` is set).
@@ -24,7 +26,13 @@ class FileFollower:
     """
 
     def __init__(
-        self, path: Path, *, from_end: bool = True, max_line: int = 65536, budget: int = POLL_BUDGET
+        self,
+        path: Path,
+        *,
+        from_end: bool = True,
+        max_line: int = 65536,
+        budget: int = POLL_BUDGET,
+        resume: Position | None = None,
     ) -> None:
         self.path = path
         self.max_line = max_line
@@ -39,6 +47,8 @@ class FileFollower:
         self._tail = b""
         self._partial = b""
         self._skipping = False
+        # Where a previous run stopped: used when the file is still the one it read.
+        self._resume = resume
         # Join an existing file at its end now; a file that appears later is read from its start.
         # One that exists but cannot be opened yet (permissions) is joined at its end when it can.
         self._join_at_end = from_end
@@ -53,6 +63,20 @@ class FileFollower:
     def position(self) -> int:
         """Return the byte offset read up to in the current file."""
         return self._pos
+
+    def snapshot(self) -> Position | None:
+        """Return where to resume: the start of the first line not yet returned (None: no file)."""
+        if self._fd is None or self._ino is None:
+            return None
+        offset = self._pos - len(self._partial)
+        if not self._partial:
+            tail = self._tail
+        else:
+            try:
+                tail = os.pread(self._fd, min(_TAIL, offset), offset - min(_TAIL, offset))
+            except OSError:
+                return None
+        return Position(self._ino[1], offset, tail)
 
     def close(self) -> None:
         """Close the file."""
@@ -100,8 +124,22 @@ class FileFollower:
             return False
         st = os.fstat(fd)
         self._fd, self._ino = fd, (st.st_dev, st.st_ino)
-        self._pos = os.lseek(fd, 0, os.SEEK_END) if at_end else 0
-        self._tail = os.pread(fd, min(_TAIL, self._pos), self._pos - min(_TAIL, self._pos)) if at_end else b""
+        resume, self._resume = self._resume, None
+        if resume is not None:
+            # The file a previous run read: resume where it stopped if the file is still that one;
+            # else (rotated or truncated meanwhile) read what it holds now, from its start.
+            at = resume.offset
+            same = st.st_ino == resume.inode and st.st_size >= at
+            if same and os.pread(fd, len(resume.tail), at - len(resume.tail)) == resume.tail:
+                self._pos = os.lseek(fd, at, os.SEEK_SET)
+                self._tail = resume.tail
+            else:
+                self._pos, self._tail = 0, b""
+        else:
+            self._pos = os.lseek(fd, 0, os.SEEK_END) if at_end else 0
+            self._tail = (
+                os.pread(fd, min(_TAIL, self._pos), self._pos - min(_TAIL, self._pos)) if at_end else b""
+            )
         self._partial, self._skipping = b"", False
         return True
 

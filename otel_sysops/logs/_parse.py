@@ -8,13 +8,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-DEFAULT_MAX_LINE = 2048
+DEFAULT_MAX_LINE = 4096
 
 # C0 controls, DEL and C1 controls; tab becomes a space, everything else goes.
 _CONTROL: dict[int, int | None] = dict.fromkeys((*range(0x20), 0x7F, *range(0x80, 0xA0)))
 _CONTROL[0x09] = 0x20
 # ANSI/VT100 escape sequences (colours, cursor moves) a program may have written to its log.
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
+
+
+def _number(word: str, max_digits: int = 20) -> int | None:
+    """Return a non-negative decimal of ASCII digits ("²" and "٣" pass `isdigit`, 5,000 digits
+    make `int` raise); None for anything else, so a malformed field skips its record."""
+    if not word or len(word) > max_digits or not word.isascii() or not word.isdigit():
+        return None
+    return int(word)
 
 
 def sanitize(text: str, max_length: int = DEFAULT_MAX_LINE) -> str:
@@ -55,11 +63,8 @@ def parse_kmsg(record: str) -> KmsgRecord | None:
     parts = head.split(",")
     if len(parts) < 3:
         return None
-    try:
-        prio, seq, usec = int(parts[0]), int(parts[1]), int(parts[2])
-    except ValueError:
-        return None
-    if prio < 0 or seq < 0 or usec < 0:
+    prio, seq, usec = _number(parts[0]), _number(parts[1]), _number(parts[2])
+    if prio is None or seq is None or usec is None:
         return None
     message, _, tail = rest.partition("\n")
     fields: dict[str, str] = {}
@@ -92,7 +97,7 @@ def split_kmsg(text: str) -> tuple[list[str], str]:
 
 
 # `dmesg --raw`: "<6>[   12.345678] message" (the fallback when /dev/kmsg cannot be read).
-_DMESG = re.compile(r"<(\d+)>\[\s*(\d+)\.(\d+)\]\s?(.*)", re.DOTALL)
+_DMESG = re.compile(r"<([0-9]{1,10})>\[\s*([0-9]{1,20})\.([0-9]{1,20})\]\s?(.*)", re.DOTALL | re.ASCII)
 
 
 def parse_dmesg_raw(line: str) -> KmsgRecord | None:
@@ -144,12 +149,13 @@ def parse_journal(line: str | bytes) -> JournalEntry | None:
         return None
     timestamp: float | None = None
     raw_ts = data.get("__REALTIME_TIMESTAMP")
-    if isinstance(raw_ts, str) and raw_ts.isdigit():
-        timestamp = int(raw_ts) / 1e6
+    micros = _number(raw_ts) if isinstance(raw_ts, str) else None
+    if micros is not None:
+        timestamp = micros / 1e6
     priority: int | None = None
     raw_prio = data.get("PRIORITY")
-    if isinstance(raw_prio, str) and raw_prio.isdigit():
-        priority = int(raw_prio)
+    if isinstance(raw_prio, str):
+        priority = _number(raw_prio, 3)
     cursor = data.get("__CURSOR")
     return JournalEntry(
         message,

@@ -16,6 +16,8 @@ from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 
 from otel_sysops.findings import Severity
 
+from ._regex import Regex, RegexError, compile_regex, escape
+
 ATTR_PATTERN = "sysops.log.pattern"
 ATTR_XID = "sysops.gpu.xid"
 # The GPU collector's attributes (instrumentation/_gpu_model.py), so a Xid alert names the same GPU.
@@ -34,7 +36,7 @@ class Pattern:
     """One thing to look for: regexes (the first that matches wins), severity, message, dedup key."""
 
     name: str
-    regexes: tuple[re.Pattern[str], ...]
+    regexes: tuple[Regex, ...]
     severity: Severity
     # str.format template over the named groups and IMPLICIT_FIELDS.
     message: str
@@ -46,7 +48,7 @@ class Pattern:
     # Severity decided by what was captured (NVIDIA Xid code, EDAC CE/UE); None keeps `severity`.
     severity_of: Callable[[Mapping[str, str]], Severity] | None = None
     # A line that ends the condition for the same key (NIC "Link is Up"): sends a cleared finding.
-    clear: re.Pattern[str] | None = None
+    clear: Regex | None = None
     clear_keywords: tuple[str, ...] = ()
     # Named group -> function giving the attribute value its canonical form.
     normalize: Mapping[str, Callable[[str], str]] = field(default_factory=lambda: _NO_NORMALIZE)
@@ -151,8 +153,8 @@ def _edac_severity(groups: Mapping[str, str]) -> Severity:
     return Severity.CRITICAL if groups.get("kind") == "UE" else Severity.WARNING
 
 
-def _re(*sources: str) -> tuple[re.Pattern[str], ...]:
-    return tuple(re.compile(s) for s in sources)
+def _re(*sources: str) -> tuple[Regex, ...]:
+    return tuple(compile_regex(s) for s in sources)
 
 
 def builtin_patterns() -> list[Pattern]:
@@ -257,7 +259,7 @@ def builtin_patterns() -> list[Pattern]:
             "network link {iface} is down",
             {"iface": NETWORK_INTERFACE_NAME},
             ("Link is Down", "Link down"),
-            clear=re.compile(r"(?P<iface>[\w.@-]+):? (?:NIC )?Link (?:is )?[Uu]p"),
+            clear=compile_regex(r"(?P<iface>[\w.@-]+):? (?:NIC )?Link (?:is )?[Uu]p"),
             clear_keywords=("Link is Up", "Link up"),
         ),
         Pattern(
@@ -357,7 +359,7 @@ class Matcher:
         self._keyed = [p for p in self.patterns if p.keywords]
         self._cleared = [p for p in self.patterns if p.clear is not None]
         # One alternation of literals is one C-level scan of the line, instead of one per keyword.
-        self._prefilter = re.compile("|".join(re.escape(k) for k in keywords)) if keywords else None
+        self._prefilter = compile_regex("|".join(escape(k) for k in keywords)) if keywords else None
 
     def match(self, line: str, body: Callable[[str], str] | None = None) -> list[Match]:
         """Return every pattern `line` matches (firing) or clears; usually an empty list.
@@ -365,12 +367,20 @@ class Matcher:
         `body` prepares a line that passed the keyword scan for the regexes: the analyzer strips a
         syslog header (so it never leaks into a capture) and sanitises it.
         """
+        try:
+            return self._match(line, body)
+        except UnicodeEncodeError:
+            # A lone surrogate (a journal field "\ud800" in JSON) has no UTF-8 form for RE2.
+            return self._match(line.encode("utf-8", "replace").decode("utf-8"), body)
+
+    def _match(self, line: str, body: Callable[[str], str] | None) -> list[Match]:
+        # Cut first: every step below is linear in what is left, and a line is never longer than this.
+        line = line[: self._max_line]
         hit = self._prefilter is not None and self._prefilter.search(line) is not None
         if not hit and not self._always:
             return []
         if body is not None:
-            line = body(line)
-        line = line[: self._max_line]
+            line = body(line)[: self._max_line]
         out: list[Match] = []
         if hit:
             # Only the patterns one of whose keywords the line holds: a handful of C-level
@@ -411,8 +421,8 @@ def compile_custom(
 ) -> Pattern:
     """Build a pattern from the settings; raise ValueError naming what is wrong."""
     try:
-        compiled = re.compile(regex)
-    except re.error as exc:
+        compiled = compile_regex(regex)
+    except RegexError as exc:
         raise ValueError(f"pattern {name!r}: invalid regex: {exc}") from None
     groups = set(compiled.groupindex)
     try:

@@ -150,7 +150,9 @@ def build_log_service(settings: Settings, alerts: AlertSink) -> LogService | Non
         _log.info(
             "no /var/log/syslog or /var/log/messages under %s; no syslog file followed", settings.host_root
         )
-    sources.extend(FileSource(analyzer, path, poll_interval=cfg.poll_interval) for path in files)
+    sources.extend(
+        FileSource(analyzer, path, poll_interval=cfg.poll_interval, state_dir=cfg.state_dir) for path in files
+    )
     if cfg.journal:
         journal = _journal_source(settings, analyzer, kmsg)
         if journal is not None:

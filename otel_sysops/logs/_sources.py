@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import stat
@@ -21,11 +22,17 @@ from otel_sysops.errors import SysopsError
 from ._analyzer import LogAnalyzer
 from ._follow import FileFollower
 from ._parse import KmsgRecord, parse_dmesg_raw, parse_journal, parse_kmsg, sanitize, split_kmsg
+from ._positions import Position, PositionFile
+from ._worker import DaemonWorker
 
 _log = logging.getLogger(__name__)
 
 # The kernel refuses reads into a buffer smaller than one record (dev-kmsg: up to ~8 KiB).
 KMSG_READ = 16384
+# Seconds a file read still running at shutdown is waited for before it is left behind.
+STUCK_DEADLINE = 2.0
+# Seconds between saves of a followed file's position (and once more at shutdown).
+SAVE_INTERVAL = 1.0
 
 
 class SourceError(SysopsError):
@@ -261,27 +268,81 @@ async def _follow_process(
     raise SourceError(f"exited with status {code}: {detail}")
 
 
+class Follower(Protocol):
+    """What a file source reads through (`FileFollower`; blocking calls, made off the loop)."""
+
+    behind: bool
+
+    @property
+    def position(self) -> int:
+        """Return the byte offset read up to."""
+
+    def poll(self) -> list[str]:
+        """Return the lines completed since the last poll."""
+
+    def snapshot(self) -> Position | None:
+        """Return where a restart should resume."""
+
+    def close(self) -> None:
+        """Close the file."""
+
+
 class FileSource:
-    """A syslog-style file followed from its end, across rotations."""
+    """A syslog-style file followed across rotations: from its end, or from where the previous run
+    stopped when a state directory keeps positions.
+
+    Reads run on a daemon thread of the source's own: a read stuck on a hung filesystem is left
+    behind at shutdown after `STUCK_DEADLINE` seconds, with one line naming the file.
+    """
 
     kind = "file"
 
-    def __init__(self, analyzer: LogAnalyzer, path: Path, *, poll_interval: float = 0.25) -> None:
+    def __init__(
+        self,
+        analyzer: LogAnalyzer,
+        path: Path,
+        *,
+        poll_interval: float = 0.25,
+        state_dir: Path | None = None,
+        follower: Follower | None = None,
+    ) -> None:
         self.name = f"file {path}"
         self.analyzer = analyzer
         self.path = path
         self.poll_interval = poll_interval
-        self.follower = FileFollower(path, max_line=analyzer.max_line)
+        self.positions = PositionFile(state_dir, path) if state_dir is not None else None
+        resume = self.positions.load() if self.positions is not None else None
+        self.follower: Follower = follower or FileFollower(path, max_line=analyzer.max_line, resume=resume)
+        self.worker = DaemonWorker(f"log file {path}")
         self._waiting_logged = False
+        self._position: Position | None = None
+        self._saved_at = 0.0
 
     async def run(self) -> None:
         try:
             while True:
-                await anyio.to_thread.run_sync(self._poll)
+                await self.worker.call(self._poll)
                 # A backlog is read budget by budget without pausing (yielding to the loop between).
                 await anyio.sleep(0 if self.follower.behind else self.poll_interval)
         finally:
-            self.follower.close()
+            stuck = await self.worker.settle(STUCK_DEADLINE)
+            if stuck is not None:
+                # The thread stays blocked in the kernel; it is a daemon, so the process still exits.
+                _log.warning(
+                    "log file %s: a read has been stuck for %.1fs (hung filesystem?); left behind",
+                    self.path,
+                    stuck,
+                )
+            else:
+                self._position = self.follower.snapshot() or self._position
+                self.follower.close()
+            self.worker.stop()
+            if self.positions is not None:
+                # Off the loop and within the deadline too: the state directory may hang as well.
+                saver = DaemonWorker(f"log position {self.path}")
+                with anyio.move_on_after(STUCK_DEADLINE, shield=True):
+                    await saver.call(functools.partial(self.positions.save, self._position))
+                saver.stop()
 
     def _poll(self) -> None:
         lines = self.follower.poll()
@@ -289,6 +350,12 @@ class FileSource:
             self._waiting_logged = True
             _log.info("log file %s does not exist yet; waiting for it", self.path)
         self.analyzer.feed(self.kind, lines, path=str(self.path), syslog=True)
+        if self.positions is not None:
+            self._position = self.follower.snapshot() or self._position
+            now = time.monotonic()
+            if now - self._saved_at >= SAVE_INTERVAL:
+                self._saved_at = now
+                self.positions.save(self._position)
 
 
 class JournalSource:

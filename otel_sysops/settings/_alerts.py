@@ -294,7 +294,8 @@ class DedupSettings(Section):
 
 
 class RateLimitSettings(Section):
-    """A token bucket per channel: `burst` messages at once, then one per `refill_seconds`."""
+    """A token bucket per chat channel (Discord, Slack, Telegram, email): `burst` messages at once,
+    then one per `refill_seconds`. Machine channels (NATS, webhook, syslog, log) are not limited."""
 
     burst: int = Field(10, ge=1, le=10_000)
     refill_seconds: float = Field(60.0, gt=0)

@@ -14,7 +14,8 @@ class LogPatternSettings(Section):
     """One custom pattern (`[[logs.patterns]]`): what to look for and how to report it."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
-    # Python regular expression, searched anywhere in the line; named groups feed `message` and `key`.
+    # RE2 regular expression (linear time: no backreferences or lookaround), searched anywhere in
+    # the line; named groups (?P<name>...) feed `message` and `key`.
     regex: str
     severity: str = "warning"
     # str.format template over the named groups plus {line}, {source}, {pattern}.
@@ -40,6 +41,9 @@ class LogsSettings(Section):
     # Syslog-style files to follow; None: /var/log/syslog or /var/log/messages under host_root,
     # whichever the distribution uses and exists; []: none.
     files: list[Path] | None = None
+    # Directory (created 0700) where each followed file's position is kept: after a restart the
+    # file is read from where the agent stopped (what is still in it). None: from the end.
+    state_dir: Path | None = None
     kmsg: bool = True
     kmsg_path: Path = Path("/dev/kmsg")
     # Read the kernel ring buffer from its start (default: only records written from now on).
@@ -52,9 +56,11 @@ class LogsSettings(Section):
     # Built-in pattern names not to look for.
     disabled_patterns: list[str] = []
     poll_interval: float = Field(0.25, gt=0, le=60)
-    max_line_length: int = Field(2048, ge=80, le=1 << 20)
-    # Seconds without a new match after which a log alert is sent as resolved; 0: never.
-    resolve_after: float = Field(300.0, ge=0)
+    # Bytes of a line kept for matching and messages; longer lines are cut to this before matching.
+    max_line_length: int = Field(4096, ge=80, le=65536)
+    # Seconds without a new match after which a log alert is sent as resolved (at least 1: every
+    # log alert resolves, so the firing set stays bounded).
+    resolve_after: float = Field(300.0, ge=1)
     # Seconds between repeats of a firing log alert while it keeps matching (with its count).
     resubmit_after: float = Field(60.0, ge=0)
 

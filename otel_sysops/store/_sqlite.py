@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+from otel_sysops._private import private_dir, private_file
 from otel_sysops.errors import SysopsError
 
 from ._ring import AttrKey, RingStore
@@ -36,13 +37,14 @@ class RollupDatabase:
         self._lock = threading.Lock()
         self._last_prune = 0.0
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # 0600 (and its -wal/-shm files, which SQLite gives the database's mode), whatever the umask.
+            private_file(private_dir(path.parent, narrow_existing=False) / path.name)
             # The store calls us from the tick thread; the lock serialises every use.
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise SysopsError(f"rollup database {path}: {exc}") from exc
 
     def attach(self, store: RingStore) -> int:

@@ -483,3 +483,64 @@ def test_reminders_and_expired_silences_need_no_new_finding() -> None:
     clock.advance(480)  # 601 s after the first: its reminder
     assert [a.rule for n in drain(manager, clock)["rec"] for a in n.alerts] == ["cpu.high"]
     assert manager.counts["reminders"] == 1
+
+
+class MachineRecorder(Recorder):
+    """A machine channel (NATS, webhook): it declares it must not be rate-limited."""
+
+    rate_limited = False
+
+
+def test_a_machine_channel_gets_every_alert_while_a_chat_channel_is_limited() -> None:
+    # 25 distinct alerts 1.5 s apart: the chat channel's bucket (10, then 1/min) holds some back,
+    # the machine channel next to it is told of all 25, each in its own message.
+    clock = Clock()
+    manager = make_manager(clock, burst=10, group_window=0.0)
+    manager.add_channel(Recorder("chat"))
+    manager.add_channel(MachineRecorder("machine"))
+    got: dict[str, list[Notification]] = {"chat": [], "machine": []}
+    for i in range(25):
+        manager.submit(finding(Severity.CRITICAL, rule=f"oom{i}"))
+        for name, notes in drain(manager, clock).items():
+            got[name] += notes
+        clock.advance(1.5)
+    machine = [a.rule for n in got["machine"] for a in n.alerts]
+    assert machine == [f"oom{i}" for i in range(25)]
+    assert all(not n.suppressed for n in got["machine"])
+    chat_listed = sum(len(n.alerts) for n in got["chat"])
+    assert 10 <= chat_listed < 25
+    clock.advance(60)
+    got["chat"] += drain(manager, clock)["chat"]
+    held = sum(sum(n.suppressed.values()) for n in got["chat"])
+    assert chat_listed + held == 25  # what the chat channel did not get is summarised to it
+
+
+def test_the_active_set_is_bounded_and_what_is_dropped_is_counted() -> None:
+    clock = Clock()
+    policy = ManagerPolicy(DEFAULT_DEDUP, delivery=DeliveryPolicy(group_window=0.0), max_active=5)
+    manager = AlertManager("web-1", policy, clock)
+    manager.add_channel(Recorder())
+    for i in range(12):
+        manager.submit(finding(Severity.WARNING, rule=f"r{i}"))
+    assert len(manager.active_alerts()) == 5
+    assert manager.counts_snapshot()["dropped"] == 7
+    # A firing alert still updates, and a resolved one frees its place.
+    manager.submit(finding(Severity.CRITICAL, rule="r0"))
+    manager.submit(finding(None, rule="r1"))
+    manager.submit(finding(Severity.WARNING, rule="r99"))
+    assert {a.rule for a in manager.active_alerts()} == {"r0", "r2", "r3", "r4", "r99"}
+    assert manager.counts_snapshot()["dropped"] == 7
+
+
+def test_run_time_silences_are_bounded_and_a_refusal_says_why() -> None:
+    clock = Clock()
+    manager = make_manager(clock)
+    manager.silence_book.max_silences = 3
+    for i in range(3):
+        manager.add_silence({"rule": f"r{i}"}, 60)
+    with pytest.raises(ValueError, match=r"too many silences in force \(3\)"):
+        manager.add_silence({"rule": "r3"}, 60)
+    assert manager.silence_book.refused == 1
+    clock.advance(61)  # expired ones make room
+    manager.add_silence({"rule": "r4"}, 60)
+    assert [s["matchers"] for s in manager.silences()] == [{"rule": "r4"}]

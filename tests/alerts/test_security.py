@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 
 import anyio
@@ -17,7 +18,7 @@ from otel_sysops.alerts import (
     Severity,
 )
 from otel_sysops.alerts._http import TelegramChannel, WebhookChannel
-from otel_sysops.alerts._security import check_destination, is_public, mask_url
+from otel_sysops.alerts._security import check_destination, embedded_ipv4, is_public, mask_url
 from tests.alerts._servers import http_receiver, make_alert, notification
 
 
@@ -41,10 +42,43 @@ def test_mask_url_keeps_only_scheme_and_host() -> None:
         "fd00:ec2::254",  # AWS IPv6 metadata
         "::ffff:127.0.0.1",
         "224.0.0.1",
+        # IPv6 forms that carry 169.254.169.254 (or another non-public IPv4) to a translator or relay.
+        "64:ff9b::a9fe:a9fe",  # NAT64, well-known prefix
+        "64:ff9b::7f00:1",  # NAT64 -> 127.0.0.1
+        "64:ff9b::10.0.0.1",
+        "64:ff9b:1::a9fe:a9fe",  # NAT64 local-use prefix
+        "2002:a9fe:a9fe::1",  # 6to4
+        "2002:c0a8:101::1",  # 6to4 -> 192.168.1.1
+        "::169.254.169.254",  # IPv4-compatible
+        "::a9fe:a9fe",
+        "::ffff:169.254.169.254",  # IPv4-mapped
+        "2001:0:a9fe:a9fe::1",  # Teredo, server 169.254.169.254
+        "2606:4700::5efe:a9fe:a9fe",  # ISATAP interface id around 169.254.169.254
     ],
 )
 def test_non_public_addresses(address: str) -> None:
     assert not is_public(address)
+
+
+@pytest.mark.parametrize(
+    ("address", "carried"),
+    [
+        ("64:ff9b::a9fe:a9fe", ["169.254.169.254"]),
+        ("2002:a9fe:a9fe::1", ["169.254.169.254"]),
+        ("::a9fe:a9fe", ["169.254.169.254"]),
+        ("::ffff:a9fe:a9fe", ["169.254.169.254"]),
+        ("2001:0:a9fe:a9fe::ffff:ffff", ["169.254.169.254", "0.0.0.0"]),
+        ("fe80::200:5efe:a9fe:a9fe", ["169.254.169.254"]),
+        ("2606:4700:4700::1111", []),
+    ],
+)
+def test_embedded_ipv4_forms_are_decoded(address: str, carried: list[str]) -> None:
+    assert [str(v4) for v4 in embedded_ipv4(ipaddress.IPv6Address(address))] == carried
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::808:808", "2002:808:808::1"])
+def test_translated_forms_of_a_public_ipv4_stay_public(address: str) -> None:
+    assert is_public(address)
 
 
 @pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"])
@@ -59,6 +93,8 @@ def test_public_addresses(address: str) -> None:
         ("https://localhost:8443/hook", "non-public address"),
         ("https://169.254.169.254/latest/meta-data", "non-public address 169.254.169.254"),
         ("https://[::1]/hook", "non-public address ::1"),
+        ("https://[64:ff9b::a9fe:a9fe]/hook", "non-public address 64:ff9b::a9fe:a9fe"),
+        ("https://[2002:a9fe:a9fe::1]/hook", "non-public address 2002:a9fe:a9fe::1"),
         ("http://hooks.example.com/hook", "only https destinations"),
     ],
 )

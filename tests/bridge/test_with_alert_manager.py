@@ -12,7 +12,7 @@ import nats
 import pytest
 
 from otel_sysops.agent import Agent
-from otel_sysops.alerts import AlertManager, Finding, Severity
+from otel_sysops.alerts import AlertManager, Finding, Notification, Severity
 from otel_sysops.app import alert_service, nats_service
 from otel_sysops.bridge import NatsBridge
 from otel_sysops.settings import Settings
@@ -110,3 +110,57 @@ def test_findings_reach_nats_and_a_nats_silence_suppresses_only_its_match(
     assert fired["id"] == resolved["id"]
     assert fired["host"] == "node-9"
     assert fired["severity"] == "critical"
+
+
+def test_an_alert_storm_reaches_nats_whole_and_a_held_back_count_is_published(
+    nats_server: NatsServer, make_settings: Callable[..., Settings]
+) -> None:
+    """25 distinct critical alerts with the chat rate limit at its default (10, then 1/min): NATS is
+    a machine, it gets all 25; a summary handed to the NATS channel goes out as an alert too."""
+    overrides: dict[str, Any] = {
+        "hostname": "node-8",
+        "interval": 0.2,
+        "prometheus": {"enabled": False},
+        "alerts": {"group_window": 0.0},
+        "nats": {"url": nats_server.url, **FAST},
+    }
+    agent = Agent(
+        make_settings(**overrides), None, overrides, service_factories=[alert_service, nats_service]
+    )
+    manager = agent.alerts
+    assert isinstance(manager, AlertManager)
+
+    async def main() -> None:
+        nc = await nats.connect(nats_server.url)
+        inbox = Inbox()
+        await nc.subscribe("sysops.node-8.alerts", cb=inbox.cb)
+
+        def received() -> list[dict[str, Any]]:
+            return [json.loads(m.data) for m in inbox.messages]
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(agent.run)
+            await wait_until(lambda: len(agent.services) == 2)
+            bridge = agent.services[1]
+            assert isinstance(bridge, NatsBridge)
+            await wait_until(lambda: bridge.connected)
+            for i in range(25):
+                manager.submit(finding(f"test.oom{i}", Severity.CRITICAL))
+            await wait_until(lambda: len(received()) >= 25)
+            await bridge.channel.send(Notification([], {"critical": 3, "warning": 2}))
+            await wait_until(lambda: len(received()) >= 26)
+            tg.cancel_scope.cancel()
+        await nc.close()
+        got.extend(received())
+
+    got: list[dict[str, Any]] = []
+    run(main)
+    for payload in got:
+        validate(payload, "alert")
+    rules = [a["rule"] for a in got]
+    assert sorted(rules[:25]) == sorted(f"test.oom{i}" for i in range(25))
+    summary = got[25]
+    assert summary["rule"] == "sysops.alerts.held_back"
+    assert summary["severity"] == "critical"
+    assert summary["value"] == 5
+    assert summary["message"] == "5 alert(s) held back (3 critical, 2 warning)"

@@ -1,11 +1,15 @@
-"""Issue 5's Done-when with the real analyzers: `otel-sysops run` with a low CPU threshold delivers a
-firing alert to a webhook (a local HTTP listener), then a resolved one when the load stops."""
+"""`otel-sysops run` with the real analyzers and a CPU threshold delivers a firing alert to a webhook
+(a local HTTP listener), then a resolved one when the load stops.
+
+The load is injected, not made: the agent reads a frozen /proc tree whose `stat` the test advances
+(90 % busy, then idle), so whatever else runs on the machine, the agent sees exactly that."""
 
 from __future__ import annotations
 
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.slow
 
@@ -53,16 +59,49 @@ class Listener:
         pytest.fail(f"no {state} CPU alert within {timeout}s")
 
 
-def test_run_with_a_low_cpu_threshold_fires_then_resolves_on_a_webhook(tmp_path: Path) -> None:
+class ProcStatWriter:
+    """Advance `proc/stat`'s total line every 50 ms: `busy` of each 100 ticks are user time, the rest
+    idle. The file is replaced whole (rename), so a reader never sees half of it."""
+
+    def __init__(self, stat: Path) -> None:
+        self.stat = stat
+        self.lines = stat.read_text().splitlines()
+        self.user, self.idle = 9100, 65100
+        self.busy = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.user += self.busy
+            self.idle += 100 - self.busy
+            lines = [f"cpu  {self.user} 35 3300 {self.idle} 325 125 190 72 0 0", *self.lines[1:]]
+            tmp = self.stat.with_suffix(".tmp")
+            tmp.write_text("\n".join(lines) + "\n")
+            os.replace(tmp, self.stat)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def test_run_with_a_cpu_threshold_fires_then_resolves_on_a_webhook(tmp_path: Path) -> None:
     listener = Listener()
+    host = tmp_path / "host"
+    shutil.copytree(FIXTURES / "numa2-edac", host, ignore=shutil.ignore_patterns("tick2"))
+    writer = ProcStatWriter(host / "proc" / "stat")
     config = tmp_path / "agent.toml"
     config.write_text(
         "interval = 0.5\n"
+        f'procfs = "{host / "proc"}"\nsysfs = "{host / "sys"}"\nhost_root = "{host}"\n'
         "[prometheus]\nenabled = false\n"
+        '[instrumentation]\nenabled = ["cpu"]\n'
+        "[logs]\nenabled = false\n"
         "[alerts]\ngroup_window = 0.1\n"
         "[[alerts.channels]]\n"
         f'type = "webhook"\nname = "ops"\nurl = "{listener.url}"\nallow_insecure = true\n'
-        # One core of two busy is 50 %: fire at 30 %, clear under 25 %.
+        # 90 % busy fires at 30 %; idle clears under 25 %.
         "[[analyzers.thresholds]]\n"
         'metric = "sysops.cpu.busy"\nwarning = 0.30\ncritical = 0.97\nhysteresis = 0.05\nfor = 0\n'
     )
@@ -74,22 +113,20 @@ def test_run_with_a_low_cpu_threshold_fires_then_resolves_on_a_webhook(tmp_path:
         stdout=subprocess.DEVNULL,
         stderr=(tmp_path / "agent.log").open("w"),
     )
-    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
+        writer.busy = 90
         fired = listener.wait_for("firing")
         assert fired["severity"] == "warning"
         assert fired["rule"].startswith("threshold")
         assert fired["threshold"] == pytest.approx(0.30)
-        assert fired["value"] >= 0.30
-        burner.kill()
-        burner.wait()
+        assert fired["value"] == pytest.approx(0.90)
+        writer.busy = 0
         resolved = listener.wait_for("resolved")
         assert resolved["id"] == fired["id"]
         assert resolved["ends_at"] is not None
     finally:
-        if burner.poll() is None:
-            burner.kill()
+        writer.stop()
         agent.send_signal(signal.SIGTERM)
-        code = agent.wait(timeout=20)
+        code = agent.wait(timeout=60)
         listener.server.shutdown()
     assert code == 0, (tmp_path / "agent.log").read_text()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from otel_sysops.alerts import Severity
+from otel_sysops.errors import ConfigError
 from otel_sysops.logs import LogAnalyzer, Matcher, builtin_patterns
+from otel_sysops.settings import load_settings
 
 from .helpers import FakeClock, RecordingSink
 
@@ -64,12 +68,33 @@ def test_events_resolve_after_a_quiet_period() -> None:
     assert sink.findings[-1].severity == Severity.CRITICAL
 
 
-def test_resolve_after_zero_never_clears() -> None:
+def test_resolve_after_zero_is_floored_so_every_log_alert_resolves() -> None:
     analyzer, sink, clock = _analyzer(resolve_after=0.0)
     analyzer.feed("kmsg", [OOM.format(pid=1, name="java")])
-    clock.now += 10**6
-    assert analyzer.expire() == 0
-    assert len(sink.findings) == 1
+    clock.now += 1.0
+    assert analyzer.expire() == 1
+    assert sink.findings[-1].severity is None
+    assert analyzer.firing() == {}
+
+
+def test_resolve_after_below_one_second_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigError, match="RESOLVE_AFTER"):
+        load_settings(None, None, environ={"SYSOPS_LOGS__RESOLVE_AFTER": "0"})
+
+
+def test_the_firing_set_is_bounded_and_the_quietest_is_resolved_and_counted() -> None:
+    sink, clock = RecordingSink(), FakeClock()
+    analyzer = LogAnalyzer(Matcher(builtin_patterns()), sink, clock=clock, max_firing=3)
+    for i in range(5):
+        analyzer.feed("kmsg", [OOM.format(pid=i, name=f"prog{i}")])
+        clock.now += 1
+    assert len(analyzer.firing()) == 3
+    victims = {f.attributes["process.executable.name"] for f in analyzer.firing().values()}
+    assert victims == {"prog2", "prog3", "prog4"}
+    resolved = [f for f in sink.findings if f.severity is None]
+    assert [f.fingerprint for f in resolved] == [sink.findings[0].fingerprint, sink.findings[1].fingerprint]
+    assert "too many log alerts firing" in resolved[0].message
+    assert analyzer.stats.errors[("analyzer", "firing_overflow")] == 2
 
 
 def test_link_up_clears_link_down_only_when_it_was_firing() -> None:

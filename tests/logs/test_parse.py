@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import string
 
-from hypothesis import given
+import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from otel_sysops.logs import parse_dmesg_raw, parse_journal, parse_kmsg, sanitize, split_kmsg
 from otel_sysops.logs._parse import syslog_message
+from tests.numbers import tokens
 
 
 def test_sanitize_removes_control_characters_and_escape_sequences() -> None:
@@ -166,3 +168,32 @@ def test_syslog_headers_are_stripped() -> None:
     assert syslog_message("2026-11-22T03:17:42.123456+00:00 web-01 kernel: EXT4-fs error") == "EXT4-fs error"
     assert syslog_message("<14>Nov 22 03:17:42 h tag: msg") == "msg"
     assert syslog_message("no header here") == "no header here"
+
+
+@pytest.mark.parametrize("number", ["²", "٣", "১২", "9" * 5000, "1" * 30, "-1", " 7", "1_0"])
+def test_journal_entry_with_a_tricky_number_is_kept_without_it(number: str) -> None:
+    """PRIORITY "²" passes isdigit and 5,000 digits make int() raise: the field is dropped, the
+    entry (its message) is kept, nothing raises."""
+    entry = parse_journal(json.dumps({"MESSAGE": "m", "PRIORITY": number, "__REALTIME_TIMESTAMP": number}))
+    assert entry is not None
+    assert (entry.message, entry.priority, entry.timestamp) == ("m", None, None)
+
+
+@pytest.mark.parametrize("number", ["²", "٣", "9" * 5000, "-1", "1_0"])
+def test_kmsg_and_dmesg_records_with_a_tricky_number_are_malformed(number: str) -> None:
+    assert parse_kmsg(f"{number},1,2,-;msg") is None
+    assert parse_kmsg(f"6,{number},2,-;msg") is None
+    assert parse_dmesg_raw(f"<{number}>[    1.000000] msg") is None
+    assert parse_dmesg_raw(f"<6>[ {number}.000000] msg") is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(tokens(("<6>", "[", "]", ";", "-", "msg", "MESSAGE", "PRIORITY", '"', "{", "}", "c", "\n ")))
+def test_log_parsers_never_raise_on_tricky_numbers(text: str) -> None:
+    parse_kmsg(text)
+    parse_dmesg_raw(text)
+    parse_journal(text)
+    parse_journal(json.dumps({"MESSAGE": text, "PRIORITY": text, "__REALTIME_TIMESTAMP": text}))
+    syslog_message(text)
+    split_kmsg(text)
+    sanitize(text)

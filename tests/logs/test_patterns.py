@@ -299,3 +299,42 @@ def test_custom_pattern_errors_name_the_pattern(args: tuple[str, str, str, str],
         compile_custom(*args)
     with pytest.raises(ValueError, match="key group 'zz'"):
         compile_custom("bad", "(?P<a>x)", "info", "", key=["zz"])
+
+
+def _engine(regex: object) -> str:
+    return type(regex).__module__.split(".")[0]
+
+
+def test_every_builtin_and_custom_regex_runs_on_the_linear_time_engine() -> None:
+    """RE2 guarantees time linear in the line for any pattern: checked by engine, not by a stopwatch."""
+    custom = compile_custom("mine", r"(?P<a>\w+)+x", "info", "")
+    patterns = [*builtin_patterns(), custom]
+    regexes = [r for p in patterns for r in p.regexes] + [p.clear for p in patterns if p.clear is not None]
+    assert {_engine(r) for r in regexes} == {"re2"}
+    assert _engine(Matcher(patterns)._prefilter) == "re2"
+
+
+def test_a_line_is_cut_to_max_line_before_matching() -> None:
+    matcher = Matcher(builtin_patterns(), max_line=100)
+    oom = "Out of memory: Killed process 42 (java)"
+    assert matcher.match(oom + " " + "x" * 10_000)  # the match is inside the kept part
+    assert matcher.match("x" * 100 + oom) == []  # beyond the cut: never scanned
+    assert matcher.match("x" * 61 + oom) != []
+
+
+def test_adversarial_long_lines_still_match_correctly() -> None:
+    """The lines that made the backtracking engine quadratic give the right answer (and do finish)."""
+    matcher = Matcher(builtin_patterns(), max_line=65536)
+    nic = "a" * 10_000 + " eth0: NIC Link is Down"
+    (down,) = matcher.match(nic)
+    assert down.attributes[IFACE] == "eth0"
+    (up,) = matcher.match("b" * 10_000 + " eth0: NIC Link is Up")
+    assert up.severity is None
+    assert matcher.match("(" * 10_000 + "): remounting filesystem read-only")
+    assert matcher.match(" ".join(["java"] * 3000) + "[1]: segfault at 0")
+
+
+def test_a_lone_surrogate_from_journal_json_is_matched_not_raised() -> None:
+    # json.loads('"\\ud800"') yields a str with no UTF-8 form; RE2 needs one.
+    (match,) = Matcher(builtin_patterns()).match("Out of memory: Killed process 7 (a\ud800b) x")
+    assert match.attributes[EXE] == "a?b"

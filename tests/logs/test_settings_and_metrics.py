@@ -50,6 +50,9 @@ key = ["user"]
         ('name = "loud"\nregex = "x"\nseverity = "loudest"', "pattern 'loud': unknown severity 'loudest'"),
         ('name = "tpl"\nregex = "x"\nmessage = "{victim}"', "pattern 'tpl': message uses {victim}"),
         ('name = "oom_kill"\nregex = "x"', "pattern 'oom_kill': name already used"),
+        # RE2 refuses what needs backtracking: the reason is in the line, not a crash at the first match.
+        ("name = \"backref\"\nregex = '(?P<w>\\w+) \\1'", "pattern 'backref': invalid regex: invalid escape"),
+        ("name = \"ahead\"\nregex = 'foo(?=bar)'", "pattern 'ahead': invalid regex: invalid perl operator"),
     ],
 )
 def test_a_bad_pattern_is_one_line_naming_it_and_exit_2(
@@ -109,3 +112,11 @@ def test_counters_are_exported_through_the_pipeline_and_survive_a_new_pipeline(
     points = _log_points(agent)
     assert points[("sysops.log.matches", (("sysops.log.pattern", "oom_kill"),))] == 2
     agent.pipeline.close(1.0)
+
+
+def test_max_line_length_defaults_to_4_kb_and_is_capped_at_64_kb() -> None:
+    assert load_settings(None, None, environ={}).logs.max_line_length == 4096
+    ok = load_settings(None, None, environ={"SYSOPS_LOGS__MAX_LINE_LENGTH": "65536"})
+    assert ok.logs.max_line_length == 65536
+    with pytest.raises(ConfigError, match=r"MAX_LINE_LENGTH.*65536"):
+        load_settings(None, None, environ={"SYSOPS_LOGS__MAX_LINE_LENGTH": "65537"})

@@ -264,10 +264,15 @@ def test_a_failing_source_never_stops_the_others(tmp_path: Path) -> None:
     dead_kmsg = KmsgSource(analyzer, tmp_path / "no-kmsg", dmesg=None)
     service = LogService(analyzer, [broken, dead_kmsg, FileSource(analyzer, log, poll_interval=0.05)])
 
+    def failed(kind: str) -> int:
+        return analyzer.stats.snapshot()[2].get((kind, "failure"), 0)
+
     async def body() -> None:
-        await anyio.sleep(0.3)
+        # Both have failed (however long the journal stand-in takes to start and exit), then the
+        # file source still reads.
+        assert await eventually(lambda: failed("journal") >= 1 and failed("kmsg") >= 1, timeout=60)
         _append(log, OOM.format(pid=4242, name="java"))
-        assert await eventually(lambda: sink.victims() == ["java"])
+        assert await eventually(lambda: sink.victims() == ["java"], timeout=60)
 
     _run_service(service, body)
     assert analyzer.stats.errors[("journal", "failure")] >= 1
