@@ -137,10 +137,10 @@ def test_one_tick_reaches_otlp_prometheus_and_store_with_the_same_values(
     }
     scraped = _prometheus_values(prom.render().decode())
     assert scraped == {
-        'test_gauge{k="a"}': 1.5,
-        'test_gauge{k="b"}': 2.5,
+        'test_gauge_ratio{k="a"}': 1.5,
+        'test_gauge_ratio{k="b"}': 2.5,
         "test_counter_bytes_total": 1000.0,
-        'test_churn{process_pid="1"}': 1.25,
+        'test_churn_ratio{process_pid="1"}': 1.25,
     }
     for (name, attrs), value in sent.items():
         _, stored = pipe.store.last(name, dict(attrs), 1)
