@@ -4,6 +4,7 @@ the same `MetricsData` to every sink (ring store, OTLP, Prometheus), then run th
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterable
@@ -273,14 +274,23 @@ def new_store(settings: Settings) -> RingStore:
         rollup_window=cfg.rollup_window,
         max_series=cfg.max_series,
         evict_after=cfg.evict_after,
+        rollup_seconds=cfg.rollup_resolution,
     )
 
 
 def store_fits(store: RingStore, settings: Settings) -> bool:
     """Return whether an existing store has the shape the settings ask for (reusable across a reload)."""
-    fresh = new_store(settings)
-    shape = ("interval", "raw_len", "roll_len", "max_series", "evict_after")
-    return all(getattr(store, a) == getattr(fresh, a) for a in shape)
+    cfg = settings.store
+    wanted = (
+        settings.interval,
+        max(2, math.ceil(cfg.raw_window / settings.interval)),
+        max(2, math.ceil(cfg.rollup_window / cfg.rollup_resolution)),
+        cfg.max_series,
+        cfg.evict_after,
+        cfg.rollup_resolution,
+    )
+    shape = (store.interval, store.raw_len, store.roll_len, store.max_series, store.evict_after)
+    return (*shape, store.rollup_seconds) == wanted
 
 
 def iter_points(data: MetricsData) -> Iterable[tuple[Metric, object]]:

@@ -54,7 +54,10 @@ class StoreSettings(Section):
     """The in-process ring store the analyzers read."""
 
     raw_window: float = Field(3600.0, gt=0, description="seconds of raw points kept per series")
-    rollup_window: float = Field(86400.0, gt=0, description="seconds of 1-minute rollups kept per series")
+    rollup_window: float = Field(86400.0, gt=0, description="seconds of rollups kept per series")
+    rollup_resolution: float = Field(
+        300.0, ge=10, description="seconds per rollup (min, max, mean, last); sizes the store with max_series"
+    )
     max_series: int = Field(5000, ge=1)
     # Series not seen for this long are evicted, freeing their slot.
     evict_after: float = Field(900.0, gt=0)
