@@ -3,6 +3,7 @@ the same `MetricsData` to every sink (ring store, OTLP, Prometheus), then run th
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import threading
@@ -188,6 +189,7 @@ class Pipeline:
                 self.state.ticks += 1
             self.last_tick = wall
             self.last_result = TickResult(data, wall, duration, failed)
+            _freeze_startup_objects()
             return self.last_result
 
     def _analyze(self, wall: float) -> None:
@@ -263,6 +265,20 @@ class Pipeline:
             self.provider.shutdown(timeout_millis=max(1.0, deadline - time.monotonic()) * 1000)
         except Exception as exc:  # noqa: BLE001 - teardown is best effort
             _log.debug("meter provider shutdown: %s", exc)
+
+
+_frozen = False
+
+
+def _freeze_startup_objects() -> None:
+    """After the first tick, move every object alive (modules, plugins, caches) out of the GC's
+    reach: later collections scan only what ticks create. Once per process, so a reload's
+    discarded pipeline is not pinned."""
+    global _frozen  # noqa: PLW0603 - one flag for the process
+    if not _frozen:
+        _frozen = True
+        gc.collect()
+        gc.freeze()
 
 
 def new_store(settings: Settings) -> RingStore:
