@@ -88,7 +88,7 @@ class PrometheusSink:
     def serve(self, host: str, port: int) -> tuple[str, int]:
         """Start the HTTP listener on a daemon thread; return the bound address."""
         try:
-            server = ThreadingHTTPServer((host, port), _handler_for(self))
+            server = _Server((host, port), _handler_for(self))
         except OSError as exc:
             raise SysopsError(f"prometheus endpoint {host}:{port}: cannot listen ({exc.strerror})") from exc
         server.daemon_threads = True
@@ -104,6 +104,11 @@ class PrometheusSink:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+class _Server(ThreadingHTTPServer):
+    # socketserver's listen backlog is 5: 50 concurrent scrapers would wait for SYN retries (1 s).
+    request_queue_size = 128
 
 
 def _handler_for(sink: PrometheusSink) -> type[BaseHTTPRequestHandler]:

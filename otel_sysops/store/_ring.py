@@ -71,11 +71,14 @@ class Rollups:
 class _Metric:
     """The series of one metric: attribute set -> column."""
 
-    __slots__ = ("index", "last_ts", "name")
+    __slots__ = ("index", "last_keys", "last_slots", "last_ts", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.index: dict[AttrKey, int] = {}
+        # The keys of the latest put() and their columns, valid while none of them is evicted.
+        self.last_keys: list[AttrKey] = []
+        self.last_slots: NDArray[np.intp] | None = None
         self.last_ts = -np.inf  # the latest tick in which the metric reported
 
 
@@ -160,19 +163,25 @@ class RingStore:
                 metric = self._metrics[name] = _Metric(name)
             index = metric.index
             metric.last_ts = float(self._ts[self._pos])
-            slots = np.empty(len(attributes), dtype=np.intp)
-            keep = np.ones(len(attributes), dtype=bool)
-            for i, key in enumerate(attributes):
-                slot = index.get(key)
-                if slot is None:
-                    slot = self._new_slot(metric, key)
-                    if slot is None:
-                        keep[i] = False
-                        continue
-                slots[i] = slot
             vals = np.asarray(values, dtype=np.float64)
-            if not keep.all():
-                slots, vals = slots[keep], vals[keep]
+            if metric.last_keys == attributes and metric.last_slots is not None:
+                slots = metric.last_slots  # the same series as last tick: the same columns
+            else:
+                slots = np.empty(len(attributes), dtype=np.intp)
+                keep = np.ones(len(attributes), dtype=bool)
+                for i, key in enumerate(attributes):
+                    slot = index.get(key)
+                    if slot is None:
+                        slot = self._new_slot(metric, key)
+                        if slot is None:
+                            keep[i] = False
+                            continue
+                    slots[i] = slot
+                if keep.all():
+                    metric.last_keys, metric.last_slots = list(attributes), slots
+                else:
+                    slots, vals = slots[keep], vals[keep]
+                    metric.last_keys, metric.last_slots = [], None
             if slots.size == 0:
                 return
             self._raw[self._pos, slots] = vals
@@ -221,6 +230,7 @@ class RingStore:
                 continue
             metric = self._metrics[owner[0]]
             del metric.index[owner[1]]
+            metric.last_keys, metric.last_slots = [], None
             if not metric.index:
                 del self._metrics[owner[0]]
             self._owner[slot] = None
