@@ -56,7 +56,14 @@ def build_pipeline(
         pipeline.rollup_db, previous.rollup_db = previous.rollup_db, None
     if otlp_enabled(settings.otlp):
         exporter = make_exporter(otlp_protocol(settings.otlp))
-        pipeline.add_sink(OtlpSink(exporter, settings.otlp.queue_size, settings.otlp.max_attempts))
+        pipeline.add_sink(
+            OtlpSink(
+                exporter,
+                settings.otlp.queue_size,
+                settings.otlp.max_attempts,
+                max_points=settings.otlp.max_points,
+            )
+        )
     if settings.prometheus.enabled:
         pipeline.add_sink(PrometheusSink())
     return pipeline

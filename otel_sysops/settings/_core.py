@@ -46,6 +46,8 @@ class OtlpSettings(Section):
     protocol: Literal["grpc", "http/protobuf"] | None = None
     # Ticks held while the endpoint is down; the oldest is dropped (and counted) past this.
     queue_size: int = Field(60, ge=1, le=100_000)
+    # Data points held in all while the endpoint is down (bounds the memory of the backlog).
+    max_points: int = Field(20_000, ge=1)
     # Attempts per batch before it is dropped (and counted).
     max_attempts: int = Field(5, ge=1, le=100)
 
