@@ -34,6 +34,7 @@ from .plugin import (
 from .reader import TickReader
 from .resource import build_resource
 from .selftelemetry import SelfState, register_self_telemetry
+from .selfwatch import SelfWatch
 from .settings import Settings
 from .sinks import Sink, StoreSink
 from .store import RingStore, RollupDatabase
@@ -88,6 +89,10 @@ class Pipeline:
         self._logged_failures: set[tuple[str, str]] = set()
         self.last_tick: float | None = None
         self.last_result: TickResult | None = None
+        # Plugins run every n-th tick (1 unless the self-watch slowed them down).
+        self._cadence: dict[str, int] = {}
+        self._count = 0
+        self.watch = SelfWatch(settings.budget, self.alerts)
         register_self_telemetry(
             self.meter(SELF_SCOPE),
             self.state,
@@ -158,6 +163,8 @@ class Pipeline:
         failed: dict[str, str] = {}
         now = time.monotonic()
         for name, collector in self.collectors.items():
+            if self._count % self._cadence.get(name, 1):
+                continue
             start = time.perf_counter()
             try:
                 collector.collect(now)
@@ -183,6 +190,11 @@ class Pipeline:
                 except Exception as exc:  # noqa: BLE001 - a sink's bug must not stop the others
                     self._log_once(sink.name, type(exc).__name__, "sink %s failed: %s", sink.name, exc)
             self._analyze(wall)
+            self._count += 1
+            try:
+                self.watch.check(wall, self, self.settings.procfs)
+            except Exception as exc:  # noqa: BLE001 - the watch must never stop a tick
+                self._log_once("selfwatch", type(exc).__name__, "self-watch failed: %s", exc)
             duration = time.perf_counter() - start
             with self.state.lock:
                 self.state.tick_duration = duration
@@ -194,6 +206,8 @@ class Pipeline:
 
     def _analyze(self, wall: float) -> None:
         for name, analyzer in self.analyzers.items():
+            if self._count % self._cadence.get(name, 1):
+                continue
             try:
                 findings = list(analyzer.analyze(wall))
             except Exception as exc:  # noqa: BLE001 - isolate analyzer failures
@@ -238,6 +252,28 @@ class Pipeline:
             resource=first.resource, scope_metrics=scopes, schema_url=first.schema_url
         )
         return MetricsData(resource_metrics=resource_metrics)
+
+    # -- shedding (the self-watch's hooks) ---------------------------------------------------
+
+    def set_cadence(self, name: str, every: int) -> bool:
+        """Run the collector or analyzer `name` every `every`-th tick; return whether it exists."""
+        if name not in self.collectors and name not in self.analyzers:
+            return False
+        self._cadence[name] = max(1, every)
+        return True
+
+    def shed_plugins(self, level: int) -> int:
+        """Tell every plugin with a `shed(level)` hook the shed level; return how many have one."""
+        told = 0
+        for plugin in [*self.collectors.values(), *self.analyzers.values()]:
+            hook = getattr(plugin, "shed", None)
+            if callable(hook):
+                try:
+                    hook(level)
+                    told += 1
+                except Exception as exc:  # noqa: BLE001 - a plugin's hook must not stop the watch
+                    _log.warning("shed(%d) of %s failed: %s", level, type(plugin).__name__, exc)
+        return told
 
     def _log_once(self, who: str, kind: str, msg: str, *args: object) -> None:
         key = (who, kind)

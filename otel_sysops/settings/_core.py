@@ -67,6 +67,16 @@ class StoreSettings(Section):
     sqlite_path: Path | None = None
 
 
+class BudgetSettings(Section):
+    """The agent's own budget: past a limit for `for_seconds`, a finding and optional work shed."""
+
+    enabled: bool = True
+    rss_max_mb: float = Field(100.0, gt=0, description="resident memory limit of the agent, MB")
+    cpu_max_percent: float = Field(10.0, gt=0, description="CPU limit, % of one core over `for_seconds`")
+    fds_max: int = Field(50, ge=1, description="open file descriptors limit")
+    for_seconds: float = Field(120.0, ge=0, description="how long a limit must be exceeded (or met again)")
+
+
 class LogSettings(Section):
     """The agent's own log."""
 
@@ -96,6 +106,7 @@ class Settings(BaseSettings):
     prometheus: PrometheusSettings = PrometheusSettings()
     otlp: OtlpSettings = OtlpSettings()
     store: StoreSettings = StoreSettings()
+    budget: BudgetSettings = BudgetSettings()
     log: LogSettings = LogSettings()
     instrumentation: InstrumentationSettings = InstrumentationSettings()
     analyzers: AnalyzersSettings = AnalyzersSettings()
