@@ -192,7 +192,7 @@ class Pipeline:
             self._analyze(wall)
             self._count += 1
             try:
-                self.watch.check(wall, self, self.settings.procfs)
+                self.watch.check(self, self.settings.procfs)
             except Exception as exc:  # noqa: BLE001 - the watch must never stop a tick
                 self._log_once("selfwatch", type(exc).__name__, "self-watch failed: %s", exc)
             duration = time.perf_counter() - start

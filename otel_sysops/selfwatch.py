@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,8 +110,11 @@ class SelfWatch:
         alerts: AlertSink,
         host: str = "",
         usage: Callable[[], Usage] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.budget = budget
+        # Real elapsed time, not the ticks' timestamps (which a replay or a test may inject).
+        self._clock = clock
         self.alerts = alerts
         self.host = host
         self.level = 0  # steps applied
@@ -145,8 +149,9 @@ class SelfWatch:
             self._cpu_window = (cpu, now)
         return usage
 
-    def check(self, now: float, pipe: Cadenced, procfs: Path = Path("/proc")) -> Usage:
+    def check(self, pipe: Cadenced, procfs: Path = Path("/proc")) -> Usage:
         """Take this tick's usage; shed a step or restore one when due. Returns the usage."""
+        now = self._clock()
         usage = self._measure(now, procfs)
         if not self.budget.enabled:
             return usage
@@ -199,5 +204,5 @@ class SelfWatch:
             attributes={"host.name": self.host} if self.host else {},
             severity=severity,
             message=message,
-            timestamp=now,
+            timestamp=time.time(),
         )

@@ -61,8 +61,9 @@ def test_over_budget_for_a_while_alerts_sheds_in_order_and_restores(
     anomaly = SheddingAnalyzer(AnalyzerContext("anomaly", settings, pipe.store))
     pipe.add_analyzer("anomaly", anomaly)
     usage = {"now": Usage(rss_mb=40, cpu_percent=1, fds=10)}
-    pipe.watch = SelfWatch(settings.budget, alerts, usage=lambda: usage["now"])
     t = 1_700_000_000.0
+    # The watch measures real elapsed time; here the clock follows the injected tick times.
+    pipe.watch = SelfWatch(settings.budget, alerts, usage=lambda: usage["now"], clock=lambda: t)
 
     def ticks(n: int) -> None:
         nonlocal t
@@ -115,7 +116,7 @@ def test_the_real_usage_is_read_from_proc(make_settings: Callable[..., Settings]
     settings = make_settings()
     watch = SelfWatch(settings.budget, Recorder())
     pipe = Pipeline(settings, load=False)
-    first = watch.check(1.0, pipe, settings.procfs)
+    first = watch.check(pipe, settings.procfs)
     pipe.close(1.0)
     assert first.rss_mb > 1
     assert first.fds >= 3
