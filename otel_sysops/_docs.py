@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from opentelemetry.exporter.prometheus._mapping import map_unit, sanitize_full_name
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
@@ -269,14 +268,15 @@ def configuration_reference(model: type[BaseModel] = Settings) -> str:
 
 
 def prometheus_name(name: str, unit: str, kind: str) -> str:
-    """Return the name an instrument has on /metrics (the opentelemetry-exporter-prometheus rules)."""
-    prom = sanitize_full_name(name)
-    suffix = map_unit(unit)
-    if suffix and not prom.endswith("_" + suffix):
-        prom += "_" + suffix
-    if kind.removeprefix("churning ") == "counter":
-        prom = prom.removesuffix("_total") + "_total"
-    return prom
+    """Return the name an instrument has on /metrics and through OTLP (the Go translator's rules)."""
+    from otel_sysops.sinks import MetricKind as Kind
+    from otel_sysops.sinks import metric_name
+
+    base = kind.removeprefix("churning ")
+    otlp_kind: Kind = "counter" if base == "counter" else "histogram" if base == "histogram" else "gauge"
+    if base == "updowncounter":
+        otlp_kind = "updowncounter"
+    return metric_name(name, unit, otlp_kind)
 
 
 def _observed_attributes(pipeline: Pipeline) -> dict[tuple[str, str], set[str]]:
@@ -384,8 +384,9 @@ def metrics_reference(settings: Settings | None = None) -> str:
         "`process.unix.file_descriptor.count` was `process.open_file_descriptor.count` before 1.39.\n",
         "Every instrument the agent and its installed plugins register, grouped by plugin (the "
         "instrumentation scope). *Prometheus* is the name on the agent's `/metrics` endpoint and after "
-        "Prometheus remote write (dots become underscores, the unit is appended, counters end in "
-        "`_total`; unit `1` adds nothing). Attribute keys are those seen in one collection on the "
+        "Prometheus remote write or Prometheus' OTLP receiver (the same translation: words joined "
+        "with underscores, the unit appended, counters end in `_total`, gauges of unit `1` in "
+        "`_ratio`). Attribute keys are those seen in one collection on the "
         "host that generated this page; `—` means no data there (e.g. no GPU). Every series also "
         "carries the resource (`host.name`, `host.id`, `os.*`, `service.*`, `k8s.*` in Kubernetes), "
         "which Prometheus shows on `target_info`.\n",

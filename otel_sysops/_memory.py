@@ -35,3 +35,22 @@ def pin_mmap_threshold() -> bool:
     done = bool(mallopt(_M_MMAP_THRESHOLD, _THRESHOLD))
     _log.debug("mmap threshold pinned at %d bytes: %s", _THRESHOLD, done)
     return done
+
+
+def release_free_memory() -> bool:
+    """Hand the C heap's free pages back to the system (glibc malloc_trim); return whether it ran.
+
+    After a backlog drains (an OTLP endpoint that was down comes back), the freed collections leave
+    free but resident heap behind; trimming returns it. Elsewhere than glibc this does nothing.
+    """
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    trim(0)
+    return True

@@ -3,7 +3,9 @@ the same `MetricsData` to every sink (ring store, OTLP, Prometheus), then run th
 
 from __future__ import annotations
 
+import gc
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterable
@@ -32,6 +34,7 @@ from .plugin import (
 from .reader import TickReader
 from .resource import build_resource
 from .selftelemetry import SelfState, register_self_telemetry
+from .selfwatch import SelfWatch
 from .settings import Settings
 from .sinks import Sink, StoreSink
 from .store import RingStore, RollupDatabase
@@ -86,6 +89,10 @@ class Pipeline:
         self._logged_failures: set[tuple[str, str]] = set()
         self.last_tick: float | None = None
         self.last_result: TickResult | None = None
+        # Plugins run every n-th tick (1 unless the self-watch slowed them down).
+        self._cadence: dict[str, int] = {}
+        self._count = 0
+        self.watch = SelfWatch(settings.budget, self.alerts)
         register_self_telemetry(
             self.meter(SELF_SCOPE),
             self.state,
@@ -156,6 +163,8 @@ class Pipeline:
         failed: dict[str, str] = {}
         now = time.monotonic()
         for name, collector in self.collectors.items():
+            if self._count % self._cadence.get(name, 1):
+                continue
             start = time.perf_counter()
             try:
                 collector.collect(now)
@@ -181,16 +190,24 @@ class Pipeline:
                 except Exception as exc:  # noqa: BLE001 - a sink's bug must not stop the others
                     self._log_once(sink.name, type(exc).__name__, "sink %s failed: %s", sink.name, exc)
             self._analyze(wall)
+            self._count += 1
+            try:
+                self.watch.check(self, self.settings.procfs)
+            except Exception as exc:  # noqa: BLE001 - the watch must never stop a tick
+                self._log_once("selfwatch", type(exc).__name__, "self-watch failed: %s", exc)
             duration = time.perf_counter() - start
             with self.state.lock:
                 self.state.tick_duration = duration
                 self.state.ticks += 1
             self.last_tick = wall
             self.last_result = TickResult(data, wall, duration, failed)
+            _freeze_startup_objects()
             return self.last_result
 
     def _analyze(self, wall: float) -> None:
         for name, analyzer in self.analyzers.items():
+            if self._count % self._cadence.get(name, 1):
+                continue
             try:
                 findings = list(analyzer.analyze(wall))
             except Exception as exc:  # noqa: BLE001 - isolate analyzer failures
@@ -236,6 +253,28 @@ class Pipeline:
         )
         return MetricsData(resource_metrics=resource_metrics)
 
+    # -- shedding (the self-watch's hooks) ---------------------------------------------------
+
+    def set_cadence(self, name: str, every: int) -> bool:
+        """Run the collector or analyzer `name` every `every`-th tick; return whether it exists."""
+        if name not in self.collectors and name not in self.analyzers:
+            return False
+        self._cadence[name] = max(1, every)
+        return True
+
+    def shed_plugins(self, level: int) -> int:
+        """Tell every plugin with a `shed(level)` hook the shed level; return how many have one."""
+        told = 0
+        for plugin in [*self.collectors.values(), *self.analyzers.values()]:
+            hook = getattr(plugin, "shed", None)
+            if callable(hook):
+                try:
+                    hook(level)
+                    told += 1
+                except Exception as exc:  # noqa: BLE001 - a plugin's hook must not stop the watch
+                    _log.warning("shed(%d) of %s failed: %s", level, type(plugin).__name__, exc)
+        return told
+
     def _log_once(self, who: str, kind: str, msg: str, *args: object) -> None:
         key = (who, kind)
         level = logging.DEBUG if key in self._logged_failures else logging.WARNING
@@ -264,6 +303,20 @@ class Pipeline:
             _log.debug("meter provider shutdown: %s", exc)
 
 
+_frozen = False
+
+
+def _freeze_startup_objects() -> None:
+    """After the first tick, move every object alive (modules, plugins, caches) out of the GC's
+    reach: later collections scan only what ticks create. Once per process, so a reload's
+    discarded pipeline is not pinned."""
+    global _frozen  # noqa: PLW0603 - one flag for the process
+    if not _frozen:
+        _frozen = True
+        gc.collect()
+        gc.freeze()
+
+
 def new_store(settings: Settings) -> RingStore:
     """Return an empty ring store shaped by the settings."""
     cfg = settings.store
@@ -273,14 +326,23 @@ def new_store(settings: Settings) -> RingStore:
         rollup_window=cfg.rollup_window,
         max_series=cfg.max_series,
         evict_after=cfg.evict_after,
+        rollup_seconds=cfg.rollup_resolution,
     )
 
 
 def store_fits(store: RingStore, settings: Settings) -> bool:
     """Return whether an existing store has the shape the settings ask for (reusable across a reload)."""
-    fresh = new_store(settings)
-    shape = ("interval", "raw_len", "roll_len", "max_series", "evict_after")
-    return all(getattr(store, a) == getattr(fresh, a) for a in shape)
+    cfg = settings.store
+    wanted = (
+        settings.interval,
+        max(2, math.ceil(cfg.raw_window / settings.interval)),
+        max(2, math.ceil(cfg.rollup_window / cfg.rollup_resolution)),
+        cfg.max_series,
+        cfg.evict_after,
+        cfg.rollup_resolution,
+    )
+    shape = (store.interval, store.raw_len, store.roll_len, store.max_series, store.evict_after)
+    return (*shape, store.rollup_seconds) == wanted
 
 
 def iter_points(data: MetricsData) -> Iterable[tuple[Metric, object]]:

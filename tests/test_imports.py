@@ -43,3 +43,43 @@ def test_grpc_is_imported_only_when_otlp_over_grpc_is_configured() -> None:
     )
     assert "grpc" not in http
     assert "opentelemetry.exporter.otlp.proto.http" in http
+
+
+CLI_PROBE = """
+import json, sys
+from otel_sysops.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} | {m for m in sys.modules if "." in m})))
+"""
+
+
+def cli_loaded(*argv: str) -> set[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SYSOPS_", "OTEL_"))}
+    out = subprocess.run(
+        [sys.executable, "-c", CLI_PROBE, *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_commands_that_do_not_collect_load_neither_numpy_nor_the_sdk() -> None:
+    for argv in (("version",), ("--help",)):
+        modules = cli_loaded(*argv)
+        assert "numpy" not in modules, argv
+        assert "opentelemetry" not in modules, argv
+        assert "pydantic" not in modules, argv
+    config = cli_loaded("config", "show")
+    assert "pydantic" in config  # it reads the settings...
+    assert "numpy" not in config  # ...and nothing that collects
+    assert "otel_sysops.pipeline" not in config
+
+
+def test_the_agent_no_longer_loads_the_sdk_prometheus_exporter() -> None:
+    assert "opentelemetry.exporter.prometheus" not in loaded({})

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FLOORS: list[set[str]] = [
     {"otel_sysops", "errors", "findings", "health", "http", "catalog", "_logging", "_memory", "_private"},
     {"settings"},
-    {"resource", "store", "churn", "plugin", "reader", "selftelemetry", "snapshot", "sinks"},
+    {"resource", "store", "churn", "plugin", "reader", "selftelemetry", "selfwatch", "snapshot", "sinks"},
     {"pipeline"},
     {"alerts", "logs", "inventory", "bridge", "rules"},
     {"app", "agent", "services"},

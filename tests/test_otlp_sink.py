@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData
@@ -128,3 +129,37 @@ def test_otlp_is_on_when_an_endpoint_is_configured() -> None:
         otlp_protocol(OtlpSettings(protocol="grpc"), {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"})
         == "grpc"
     )
+
+
+def _points_data(points: int) -> MetricsData:
+    from opentelemetry.sdk.metrics.export import (
+        Gauge,
+        Metric,
+        NumberDataPoint,
+        ResourceMetrics,
+        ScopeMetrics,
+    )
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    gauge = Gauge([NumberDataPoint({"i": i}, 0, 1, float(i)) for i in range(points)])
+    scope = ScopeMetrics(InstrumentationScope("t"), [Metric("m", "", "1", gauge)], "")
+    return MetricsData([ResourceMetrics(Resource({}), [scope], "")])
+
+
+def test_the_backlog_is_bounded_in_points_and_drains_after_recovery() -> None:
+    exporter = GatedExporter([MetricExportResult.FAILURE] * 1000)
+    exporter.gate.set()
+    sink = OtlpSink(exporter, queue_size=1000, max_attempts=1000, backoff=0.01, max_points=2500)
+    for _ in range(10):
+        sink.consume(_points_data(1000), 0.0)
+        assert sink.pending_points() <= 2500
+    assert sink.pending() == 2
+    assert sink.dropped == 8
+    exporter.results = []  # the endpoint comes back
+    deadline = time.monotonic() + 60
+    while sink.pending() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sink.pending() == 0
+    assert sink.pending_points() == 0
+    sink.close(1.0)

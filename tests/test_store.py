@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from otel_sysops.store import RingStore, RollupDatabase, attr_key
+from otel_sysops.store import RingStore, RollupDatabase, attr_key, store_bytes
 
 T0 = 1_700_000_040.0  # a minute boundary
 
@@ -31,15 +31,25 @@ def test_matrix_is_chronological_and_wraps_at_the_window() -> None:
     np.testing.assert_array_equal(values, [50.0, 60.0, 70.0])
 
 
-def test_missing_points_are_nan_and_unknown_series_are_empty() -> None:
+def test_a_series_that_stops_reporting_leaves_the_matrix_and_gets_no_point() -> None:
     store = RingStore(interval=10, raw_window=60)
     store.begin_tick(T0)
     store.put("m", [attr_key({"i": 0}), attr_key({"i": 1})], [1.0, 2.0])
     store.begin_tick(T0 + 10)
     store.put("m", [attr_key({"i": 0})], [3.0])
     m = store.matrix("m")
-    np.testing.assert_array_equal(m.values[1], [2.0, np.nan])
+    assert m.attributes == [{"i": "0"}]
+    assert store.series("m") == [{"i": "0"}]
+    # Its history is kept (no new point: NaN, not a stale value) until it is evicted.
+    np.testing.assert_array_equal(store.last("m", {"i": 1}, 2)[1], [2.0, np.nan])
     assert np.isnan(store.last("other", None, 3)[1]).all()
+    # A tick in which the metric reports nothing at all is a gap, not an end.
+    store.begin_tick(T0 + 20)
+    assert store.matrix("m").attributes == [{"i": "0"}]
+    store.begin_tick(T0 + 30)
+    store.put("m", [attr_key({"i": 1})], [4.0])
+    assert store.matrix("m").attributes == [{"i": "1"}]
+    np.testing.assert_array_equal(store.matrix("m").values[0, -4:], [2.0, np.nan, np.nan, 4.0])
 
 
 def test_series_cap_refuses_and_counts_then_eviction_frees_slots() -> None:
@@ -58,8 +68,42 @@ def test_series_cap_refuses_and_counts_then_eviction_frees_slots() -> None:
     # Series last seen at T0 become evictable once older than evict_after (strictly): at T0 + 60,
     # so pids 101-105 were refused and 106, 107 took freed slots.
     assert store.refused == 2 + 5
-    assert {"pid": "106"} in store.series("m")
-    assert {"pid": "107"} in store.series("m")
+    assert store.last("m", {"pid": 106}, 2)[1][0] == 2.0  # held, though not live this tick
+    assert store.series("m") == [{"pid": "107"}]
+
+
+def test_ten_thousand_pids_over_time_never_take_more_than_the_declared_bytes() -> None:
+    store = RingStore(interval=10, raw_window=600, rollup_window=3600, max_series=700, evict_after=120)
+    declared = store_bytes(store.raw_len, store.roll_len, store.max_series)
+    assert store.nbytes() == declared
+    raw_before = store._raw  # the arrays are allocated once and never replaced
+    pid = 0
+    for t in range(500):  # 20 new PIDs a tick, each living 10 ticks: 10,000 PIDs in all
+        store.begin_tick(T0 + 10 * t)
+        live = range(max(0, pid - 180), pid + 20)
+        store.put("process.cpu.time", [attr_key({"process.pid": p}) for p in live], [1.0] * len(live))
+        store.put("system.memory.limit", [()], [8e9])
+        pid += 20
+        assert store.nbytes() == declared
+        assert store.series_count <= store.max_series
+    assert pid == 10_000
+    assert store._raw is raw_before
+    assert store.refused == 0
+    assert store.evicted > 9_000  # columns were freed and reused, not grown
+    assert store.last("system.memory.limit", {}, 1)[1][0] == 8e9
+
+
+def test_a_reused_column_holds_nothing_of_its_previous_series() -> None:
+    store = RingStore(interval=10, raw_window=60, rollup_window=600, max_series=1, evict_after=20)
+    store.begin_tick(T0)
+    store.put("m", [attr_key({"pid": 1})], [5.0])
+    for k in range(1, 4):
+        store.begin_tick(T0 + 60 * k)  # evicts pid 1 at the first of these
+    store.put("m", [attr_key({"pid": 2})], [7.0])
+    assert store.refused == 0
+    values = store.matrix("m").values[0]
+    assert np.nansum(values) == 7.0
+    assert np.isnan(store.rollups("m", {"pid": 2}).max[:-1]).all()
 
 
 def test_rollups_hold_min_max_mean_last_per_minute() -> None:
@@ -73,7 +117,7 @@ def test_rollups_hold_min_max_mean_last_per_minute() -> None:
     np.testing.assert_array_equal(r.last, [50.0, 110.0])
 
 
-def test_capacity_grows_beyond_initial_blocks_without_losing_history() -> None:
+def test_many_series_of_one_metric_keep_their_history() -> None:
     store = RingStore(interval=10, raw_window=60)
     store.begin_tick(T0)
     store.put("m", [attr_key({"i": 0})], [5.0])
@@ -120,7 +164,9 @@ def test_pipeline_persists_rollups_and_a_reload_keeps_the_store(tmp_path: Path) 
 
     db = tmp_path / "rollups.db"
     settings = load_settings(
-        None, {"prometheus": {"enabled": False}, "store": {"sqlite_path": str(db)}}, environ={}
+        None,
+        {"prometheus": {"enabled": False}, "store": {"sqlite_path": str(db), "rollup_resolution": 60}},
+        environ={},
     )
     first = build_pipeline(settings)
     start = (time.time() // 60) * 60 - 300
@@ -134,7 +180,13 @@ def test_pipeline_persists_rollups_and_a_reload_keeps_the_store(tmp_path: Path) 
     assert reloaded.rollup_db is not None
     # A different interval means a different shape: a fresh store, refilled from SQLite.
     other = load_settings(
-        None, {"prometheus": {"enabled": False}, "interval": 5, "store": {"sqlite_path": str(db)}}, environ={}
+        None,
+        {
+            "prometheus": {"enabled": False},
+            "interval": 5,
+            "store": {"sqlite_path": str(db), "rollup_resolution": 60},
+        },
+        environ={},
     )
     reloaded.close(1.0)
     fresh = build_pipeline(other)

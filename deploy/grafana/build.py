@@ -1,10 +1,11 @@
 """Build the Grafana dashboards under deploy/grafana/dashboards/ (run: python deploy/grafana/build.py).
 
 Every query selects with `job` and `instance` (the dashboard variables) and uses the names the
-agent serves on /metrics: the OpenTelemetry -> Prometheus translation of opentelemetry-exporter-
-prometheus (dots -> underscores, unit suffix `_bytes`/`_seconds`, counters `_total`, no suffix for
-unit `1` or `{annotation}` units). The same names arrive through a Collector's
-prometheusremotewrite exporter. tests/deploy/test_grafana.py runs every query against a real
+agent serves on /metrics, which are the names of the Go OpenTelemetry -> Prometheus translator
+that Prometheus' OTLP receiver and the Collector's prometheusremotewrite exporter use (words joined
+with `_`, unit suffix `_bytes`/`_seconds`, counters `_total`, gauges of unit `1` `_ratio`, no
+suffix for `{annotation}` units), so the dashboards work whichever path the data took.
+tests/deploy/test_grafana.py runs every query against a real
 Prometheus scraping a real agent.
 """
 
@@ -171,13 +172,13 @@ def host_overview() -> dict[str, Any]:
     panels = [
         _stat(
             "CPU busy",
-            f'1 - avg by (instance) (system_cpu_utilization{{{SEL},cpu_mode="idle"}})',
+            f'1 - avg by (instance) (system_cpu_utilization_ratio{{{SEL},cpu_mode="idle"}})',
             "percentunit",
             "Share of all logical CPUs not idle over the last tick.",
         ),
         _stat(
             "Memory used",
-            f'sum by (instance) (system_memory_utilization{{{SEL},system_memory_state="used"}})',
+            f'sum by (instance) (system_memory_utilization_ratio{{{SEL},system_memory_state="used"}})',
             "percentunit",
         ),
         _stat("Logical CPUs", f"system_cpu_logical_count{S}", "short"),
@@ -186,7 +187,7 @@ def host_overview() -> dict[str, Any]:
             "CPU utilization by mode",
             [
                 (
-                    f'avg by (instance, cpu_mode) (system_cpu_utilization{{{SEL},cpu_mode!="idle"}})',
+                    f'avg by (instance, cpu_mode) (system_cpu_utilization_ratio{{{SEL},cpu_mode!="idle"}})',
                     "{{cpu_mode}}",
                 )
             ],
@@ -197,7 +198,7 @@ def host_overview() -> dict[str, Any]:
         ),
         Panel(
             "CPU busy per logical CPU",
-            [(f"sysops_cpu_busy{S}", "{{cpu_logical_number}}")],
+            [(f"sysops_cpu_busy_ratio{S}", "{{cpu_logical_number}}")],
             "percentunit",
             description="sysops.cpu.busy: share of each logical CPU not idle (or iowait).",
             defaults=percent,
@@ -244,7 +245,7 @@ def host_overview() -> dict[str, Any]:
             "Root filesystem used",
             [
                 (
-                    f'system_filesystem_utilization{{{SEL},system_filesystem_mountpoint="/"}}',
+                    f'system_filesystem_utilization_ratio{{{SEL},system_filesystem_mountpoint="/"}}',
                     "{{system_device}}",
                 )
             ],
@@ -307,7 +308,7 @@ def disks() -> dict[str, Any]:
             "Filesystem used",
             [
                 (
-                    by("system_filesystem_mountpoint", f"system_filesystem_utilization{S}", "max"),
+                    by("system_filesystem_mountpoint", f"system_filesystem_utilization_ratio{S}", "max"),
                     "{{system_filesystem_mountpoint}}",
                 )
             ],
@@ -330,7 +331,7 @@ def disks() -> dict[str, Any]:
         ),
         Panel(
             "Inodes used",
-            [(f"sysops_filesystem_inodes_utilization{S}", "{{system_filesystem_mountpoint}}")],
+            [(f"sysops_filesystem_inodes_utilization_ratio{S}", "{{system_filesystem_mountpoint}}")],
             "percentunit",
             defaults={"min": 0, "max": 1},
         ),
@@ -426,7 +427,7 @@ def processes() -> dict[str, Any]:
             [
                 (
                     "topk(10, "
-                    + by("process_pid, process_executable_name", "process_cpu_utilization" + S)
+                    + by("process_pid, process_executable_name", "process_cpu_utilization_ratio" + S)
                     + ")",
                     "{{process_executable_name}} ({{process_pid}})",
                 )
@@ -450,7 +451,7 @@ def processes() -> dict[str, Any]:
             [
                 (
                     "topk(25, "
-                    + by("process_pid, process_executable_name", "process_cpu_utilization" + S)
+                    + by("process_pid, process_executable_name", "process_cpu_utilization_ratio" + S)
                     + ")",
                     "",
                 ),
@@ -481,7 +482,7 @@ def anomalies() -> dict[str, Any]:
     panels = [
         Panel(
             "Anomaly score",
-            [(f"sysops_anomaly_score{S}", "{{sysops_metric}}")],
+            [(f"sysops_anomaly_score_ratio{S}", "{{sysops_metric}}")],
             "short",
             width=24,
             description=(
@@ -491,7 +492,7 @@ def anomalies() -> dict[str, Any]:
         ),
         Panel(
             "Most anomalous series now",
-            [(f"topk(10, sysops_anomaly_score{S})", "")],
+            [(f"topk(10, sysops_anomaly_score_ratio{S})", "")],
             "short",
             kind="table",
             width=24,
@@ -499,7 +500,7 @@ def anomalies() -> dict[str, Any]:
         ),
         Panel(
             "Highest score per host",
-            [(f"max by (instance) (sysops_anomaly_score{S})", "{{instance}}")],
+            [(f"max by (instance) (sysops_anomaly_score_ratio{S})", "{{instance}}")],
             "short",
         ),
         Panel(

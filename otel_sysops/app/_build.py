@@ -32,7 +32,14 @@ def build_pipeline(
         exporter = make_exporter(otlp_protocol(settings.otlp))
         # OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta: deltas from our cumulative points.
         exporter = with_temporality(exporter, resolve_otel_environment(os.environ).temporality)
-        pipeline.add_sink(OtlpSink(exporter, settings.otlp.queue_size, settings.otlp.max_attempts))
+        pipeline.add_sink(
+            OtlpSink(
+                exporter,
+                settings.otlp.queue_size,
+                settings.otlp.max_attempts,
+                max_points=settings.otlp.max_points,
+            )
+        )
     if settings.prometheus.enabled:
         pipeline.add_sink(PrometheusSink())
     return pipeline

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-import anyio
-
 from otel_sysops._logging import setup_logging
-from otel_sysops.alerts import build_manager
 from otel_sysops.errors import ConfigError
 
 from ._common import add_settings_options, settings_from
@@ -25,6 +22,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _test(args: argparse.Namespace) -> int:
+    import anyio  # the channels load when the command runs, not for `--help`
+
+    from otel_sysops.alerts import build_manager
+
     settings, _, _ = settings_from(args)
     # The log channel writes its test line to the agent's log (stderr).
     setup_logging(settings.log.level, settings.log.format)

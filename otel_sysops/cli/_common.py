@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from otel_sysops.errors import ConfigError
-from otel_sysops.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # the settings (pydantic) load when a command reads them, not for `--help`
+    from otel_sysops.settings import Settings
 
 
 def add_settings_options(parser: argparse.ArgumentParser) -> None:
@@ -52,4 +54,6 @@ def settings_from(args: argparse.Namespace) -> tuple[Settings, Path | None, dict
     """Load the settings for a subcommand; raise ConfigError on bad input."""
     overrides = overrides_from(args)
     config = getattr(args, "config", None)
+    from otel_sysops.settings import load_settings
+
     return load_settings(config, overrides), config, overrides

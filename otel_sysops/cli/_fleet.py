@@ -6,10 +6,10 @@ import argparse
 import json
 import sys
 import time
+from typing import TYPE_CHECKING
 
-import anyio
-
-from otel_sysops.bridge import FleetView, connect, watch_fleet
+if TYPE_CHECKING:
+    from otel_sysops.bridge import FleetView
 
 from ._common import add_settings_options, settings_from
 
@@ -35,6 +35,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _fleet(args: argparse.Namespace) -> int:
+    import anyio  # NATS and the bridge load when the command runs, not for `--help`
+
+    from otel_sysops.bridge import FleetView, connect, watch_fleet
+
     settings, _, _ = settings_from(args)
     if args.window <= 0 or args.refresh <= 0 or args.stale_factor <= 0:
         print("otel-sysops: --window, --refresh and --stale-factor must be positive", file=sys.stderr)

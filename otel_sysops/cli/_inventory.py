@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from otel_sysops.inventory import Roots, collect_inventory
-from otel_sysops.resource import host_name
-
 from ._common import add_settings_options, settings_from
 
 
@@ -19,6 +16,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _inventory(args: argparse.Namespace) -> int:
+    from otel_sysops.inventory import Roots, collect_inventory  # loaded when run, not for `--help`
+    from otel_sysops.resource import host_name
+
     settings, _, _ = settings_from(args)
     roots = Roots(settings.procfs, settings.sysfs, settings.host_root)
     doc = collect_inventory(roots, host_name(settings))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from otel_sysops.settings import Settings, load_settings
+if TYPE_CHECKING:
+    from otel_sysops.settings import Settings
 
 HEADER = (
     "Prometheus rules equivalent to otel-sysops' threshold analyzer (same levels, comparison, `for`,\n"
@@ -48,6 +50,8 @@ def generate(settings: Settings) -> str:
 
 
 def _rules(args: argparse.Namespace) -> int:
+    from otel_sysops.settings import load_settings
+
     overrides = {"prometheus": {"enabled": False}}
     settings = load_settings(args.config, overrides)
     text = generate(settings)

@@ -44,6 +44,8 @@ class OtlpSettings(Section):
     protocol: Literal["grpc", "http/protobuf"] | None = None
     # Ticks held while the endpoint is down; the oldest is dropped (and counted) past this.
     queue_size: int = Field(60, ge=1, le=100_000)
+    # Data points held in all while the endpoint is down (bounds the memory of the backlog).
+    max_points: int = Field(20_000, ge=1)
     # Attempts per batch before it is dropped (and counted).
     max_attempts: int = Field(5, ge=1, le=100)
 
@@ -52,12 +54,25 @@ class StoreSettings(Section):
     """The in-process ring store the analyzers read."""
 
     raw_window: float = Field(3600.0, gt=0, description="seconds of raw points kept per series")
-    rollup_window: float = Field(86400.0, gt=0, description="seconds of 1-minute rollups kept per series")
+    rollup_window: float = Field(86400.0, gt=0, description="seconds of rollups kept per series")
+    rollup_resolution: float = Field(
+        300.0, ge=10, description="seconds per rollup (min, max, mean, last); sizes the store with max_series"
+    )
     max_series: int = Field(5000, ge=1)
     # Series not seen for this long are evicted, freeing their slot.
     evict_after: float = Field(900.0, gt=0)
     # SQLite file for rollups, so a restart keeps history; None keeps them in memory only.
     sqlite_path: Path | None = None
+
+
+class BudgetSettings(Section):
+    """The agent's own budget: past a limit for `for_seconds`, a finding and optional work shed."""
+
+    enabled: bool = True
+    rss_max_mb: float = Field(100.0, gt=0, description="resident memory limit of the agent, MB")
+    cpu_max_percent: float = Field(10.0, gt=0, description="CPU limit, % of one core over `for_seconds`")
+    fds_max: int = Field(50, ge=1, description="open file descriptors limit")
+    for_seconds: float = Field(120.0, ge=0, description="how long a limit must be exceeded (or met again)")
 
 
 class LogSettings(Section):
@@ -89,6 +104,7 @@ class Settings(BaseSettings):
     prometheus: PrometheusSettings = PrometheusSettings()
     otlp: OtlpSettings = OtlpSettings()
     store: StoreSettings = StoreSettings()
+    budget: BudgetSettings = BudgetSettings()
     log: LogSettings = LogSettings()
     instrumentation: InstrumentationSettings = InstrumentationSettings()
     analyzers: AnalyzersSettings = AnalyzersSettings()

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
-from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as CONTENT_TYPE_OPENMETRICS
-
 from otel_sysops.http import Handler, Request, Response
+
+from ._prometheus import CONTENT_TYPES
 
 
 class Renderer(Protocol):
@@ -26,7 +25,7 @@ def metrics_handler(sink: Renderer) -> Handler:
         openmetrics = "application/openmetrics-text" in request.headers.get("accept", "")
         gzipped = "gzip" in request.headers.get("accept-encoding", "")
         body = sink.render("openmetrics" if openmetrics else "text", gzipped)
-        ctype = CONTENT_TYPE_OPENMETRICS if openmetrics else CONTENT_TYPE_PLAIN_0_0_4
+        ctype = CONTENT_TYPES["openmetrics" if openmetrics else "text"]
         return Response(200, body, ctype, {"Content-Encoding": "gzip"} if gzipped else {})
 
     return serve

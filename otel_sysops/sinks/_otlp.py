@@ -12,6 +12,7 @@ from typing import Protocol
 
 from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData
 
+from otel_sysops._memory import release_free_memory
 from otel_sysops.errors import ConfigError
 from otel_sysops.settings import OtlpSettings
 
@@ -78,10 +79,16 @@ class OtlpSink:
         max_attempts: int = 5,
         backoff: float = 1.0,
         timeout_millis: float = 10_000,
+        max_points: int = 20_000,
     ) -> None:
         self._exporter = exporter
-        self._queue: deque[MetricsData] = deque()
+        self._queue: deque[tuple[MetricsData, int]] = deque()
         self._queue_size = queue_size
+        # The backlog is bounded in data points too: at 1 s ticks with many processes a tick holds
+        # thousands of points, so a count of ticks alone would not bound memory.
+        self._max_points = max_points
+        self._points = 0
+        self._backlog_peak = 0
         self._max_attempts = max_attempts
         self._backoff = backoff
         self._timeout_millis = timeout_millis
@@ -95,13 +102,23 @@ class OtlpSink:
         self._thread.start()
 
     def consume(self, data: MetricsData, timestamp: float) -> None:
+        points = _points(data)
         with self._cond:
-            if len(self._queue) >= self._queue_size:
-                # Cumulative data: dropping the oldest tick loses resolution, never totals.
-                self._queue.popleft()
+            # Cumulative data: dropping the oldest tick loses resolution, never totals.
+            while self._queue and (
+                len(self._queue) >= self._queue_size or self._points + points > self._max_points
+            ):
+                self._points -= self._queue.popleft()[1]
                 self.dropped += 1
-            self._queue.append(data)
+            self._queue.append((data, points))
+            self._points += points
+            self._backlog_peak = max(self._backlog_peak, len(self._queue))
             self._cond.notify()
+
+    def pending_points(self) -> int:
+        """Return the number of data points waiting to be exported."""
+        with self._cond:
+            return self._points
 
     def failures(self) -> int:
         return self._failures
@@ -119,35 +136,45 @@ class OtlpSink:
                     self._cond.wait()
                 if not self._queue:
                     return
-                data = self._queue[0]
+                data = self._queue[0][0]
             try:
                 result = self._exporter.export(data, timeout_millis=self._timeout_millis)
             except Exception as exc:  # noqa: BLE001 - an exporter bug must not kill the worker
                 _log.warning("OTLP export raised %s: %s", type(exc).__name__, exc)
                 result = MetricExportResult.FAILURE
+            recovered = False
             with self._cond:
                 if result is MetricExportResult.SUCCESS:
                     attempts = 0
                     self.exported += 1
-                    if self._queue and self._queue[0] is data:
-                        self._queue.popleft()
+                    if self._queue and self._queue[0][0] is data:
+                        self._points -= self._queue.popleft()[1]
+                    recovered = not self._queue and self._backlog_peak > 2
+                    if not self._queue:
+                        self._backlog_peak = 0
+                else:
+                    self._failures += 1
+                    attempts += 1
+                    if attempts >= self._max_attempts:
+                        _log.warning("OTLP export failed %d times; dropping one collection", attempts)
+                        if self._queue and self._queue[0][0] is data:
+                            self._points -= self._queue.popleft()[1]
+                            self.dropped += 1
+                        attempts = 0
+                        continue
+                    delay = min(self._backoff * 2 ** (attempts - 1), _MAX_BACKOFF)
+                    if self._stopping and time.monotonic() + delay > self._deadline:
+                        # Shutting down and out of time: what is left is lost, and counted.
+                        self.dropped += len(self._queue)
+                        self._queue.clear()
+                        self._points = 0
+                        return
+                    self._cond.wait(delay)
                     continue
-                self._failures += 1
-                attempts += 1
-                if attempts >= self._max_attempts:
-                    _log.warning("OTLP export failed %d times; dropping one collection", attempts)
-                    if self._queue and self._queue[0] is data:
-                        self._queue.popleft()
-                        self.dropped += 1
-                    attempts = 0
-                    continue
-                delay = min(self._backoff * 2 ** (attempts - 1), _MAX_BACKOFF)
-                if self._stopping and time.monotonic() + delay > self._deadline:
-                    # Shutting down and out of time: what is left is lost, and counted.
-                    self.dropped += len(self._queue)
-                    self._queue.clear()
-                    return
-                self._cond.wait(delay)
+            if recovered:
+                # A backlog has drained: hand the memory it held back to the system.
+                del data
+                release_free_memory()
 
     def close(self, timeout: float) -> None:
         """Let the worker drain the queue for up to `timeout` seconds, then shut the exporter down."""
@@ -160,3 +187,13 @@ class OtlpSink:
             self._exporter.shutdown(timeout_millis=max(timeout, 0.1) * 1000)
         except Exception as exc:  # noqa: BLE001 - shutdown is best effort
             _log.debug("OTLP exporter shutdown: %s", exc)
+
+
+def _points(data: MetricsData) -> int:
+    """Return how many data points a collection holds (at least 1, so a tick always counts)."""
+    total = 0
+    for rm in data.resource_metrics:
+        for sm in getattr(rm, "scope_metrics", ()):
+            for metric in sm.metrics:
+                total += len(metric.data.data_points)
+    return max(1, total)

@@ -5,67 +5,64 @@ from __future__ import annotations
 import gzip
 import logging
 import threading
-from collections.abc import Iterable
 
-from opentelemetry.exporter.prometheus import _CustomCollector
 from opentelemetry.sdk.metrics.export import MetricsData
-from prometheus_client.metrics_core import Metric as PromMetric
-from prometheus_client.openmetrics.exposition import generate_latest as _render_openmetrics
 
-from ._exposition import TextRenderer
+from ._exposition import ExpositionRenderer, Rendered
 
 _log = logging.getLogger(__name__)
 
-
-class _Families:
-    """A prometheus_client collector that yields a fixed list of families."""
-
-    def __init__(self, families: list[PromMetric]) -> None:
-        self._families = families
-
-    def collect(self) -> Iterable[PromMetric]:
-        return iter(self._families)
+CONTENT_TYPES = {
+    "text": "text/plain; version=0.0.4; charset=utf-8",
+    "openmetrics": "application/openmetrics-text; version=1.0.0; charset=utf-8",
+}
 
 
 class PrometheusSink:
-    """Translate each collection with the OTel exporter's rules and cache the exposition bytes."""
+    """Render each collection once (text and OpenMetrics) and hand scrapes the cached bytes."""
 
     name = "prometheus"
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._families: list[PromMetric] = []
-        self._rendered: dict[str, bytes] = {}
-        self._renderer = TextRenderer()
+        self._gzip_lock = threading.Lock()
+        self._renderer = ExpositionRenderer()
+        self._rendered = Rendered(b"", b"# EOF\n", 0)
+        self._gzipped: dict[str, bytes] = {}
 
     def consume(self, data: MetricsData, timestamp: float) -> None:
-        # The exporter's collector holds the standard OTel -> Prometheus translation (units, _total,
-        # target_info); we feed it one collection and keep the families it yields.
-        # Scope labels (otel_scope_*) on every series would only add cardinality: one scope per metric here.
-        translator = _CustomCollector(disable_target_info=False, scope_info_enabled=False)
-        translator.add_metrics_data(data)
-        families = list(translator.collect())
-        text = self._renderer.render(families)
+        rendered = self._renderer.render(data)
         with self._lock:
-            self._families = families
-            self._rendered = {"text": text}
+            self._rendered = rendered
+            self._gzipped = {}
+
+    @property
+    def samples(self) -> int:
+        """Return how many samples the latest exposition holds."""
+        return self._rendered.samples
+
+    @staticmethod
+    def content_type(fmt: str) -> str:
+        """Return the Content-Type of `fmt` ("text" or "openmetrics")."""
+        return CONTENT_TYPES["openmetrics" if fmt == "openmetrics" else "text"]
 
     def render(self, fmt: str = "text", gzipped: bool = False) -> bytes:
-        """Return the cached exposition of the latest collection ("text" or "openmetrics")."""
-        key = fmt + (".gz" if gzipped else "")
+        """Return the exposition of the latest collection ("text" or "openmetrics"), cached.
+
+        The plain bytes were made by the tick; gzip is made by the first scrape that asks for it
+        after a tick (once, shared by concurrent scrapes) and never holds up the next tick.
+        """
         with self._lock:
-            cached = self._rendered.get(key)
-            if cached is not None:
-                return cached
-            families = self._families
-            plain = self._rendered.get(fmt)
-        if plain is None:
-            plain = _render_openmetrics(_Families(families)) if fmt == "openmetrics" else b""  # type: ignore[no-untyped-call]
-        body = gzip.compress(plain, compresslevel=1) if gzipped else plain
-        with self._lock:
-            if self._families is families:
-                self._rendered.setdefault(fmt, plain)
-                self._rendered[key] = body
+            rendered, cache = self._rendered, self._gzipped
+        plain = rendered.openmetrics if fmt == "openmetrics" else rendered.text
+        if not gzipped:
+            return plain
+        body = cache.get(fmt)
+        if body is None:
+            with self._gzip_lock:
+                body = cache.get(fmt)
+                if body is None:
+                    body = cache[fmt] = gzip.compress(plain, compresslevel=1)
         return body
 
     def failures(self) -> int:

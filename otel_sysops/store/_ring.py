@@ -1,13 +1,21 @@
-"""A numpy ring store: raw points for a window plus 1-minute rollups, fixed memory per series.
+"""A numpy ring store: raw points for a window plus rollups, memory fixed at start.
 
-Layout: every tick has one slot in a shared time ring; each metric owns a time-major block
-`raw[tick, series]`, so one tick writes one contiguous row (O(1) per point) and pages of history
-not yet written are never touched. Rollups are a second, coarser ring `roll[minute, series, 4]`
-(min, max, mean, last) in float32.
+Layout: every tick has one slot in a shared time ring; every series owns one column of two
+arrays allocated once for `max_series` columns: `raw[tick, column]` (float64) and
+`roll[bucket, column, 4]` (min, max, mean, last; float32) at `rollup_seconds` resolution. The
+arrays never grow: a series past the cap is refused (and counted), and an evicted series' column
+is reused by the next new one. Columns are handed out lowest first and a tick writes only up to
+the highest column in use, so pages that never held a series stay unmapped (not resident).
+
+A series that did not report this tick has no point in it (NaN in its column). If other series
+of its metric did report, it has ended and is left out of `matrix()`, `metrics()` and `series()`
+until it reports again; its history is kept until `evict_after` has passed, then its column is
+freed. A metric that reported nothing in a tick (a gap) keeps its series.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,9 +28,10 @@ from numpy.typing import NDArray
 AttrKey = tuple[tuple[str, str], ...]
 F64 = NDArray[np.float64]
 
-_INITIAL_CAPACITY = 8
 ROLLUP_SECONDS = 60.0
 ROLLUP_FIELDS = ("min", "max", "mean", "last")
+# Per column besides the rings: last_seen and the five rollup accumulators (float64 each).
+_PER_SERIES_EXTRA = 6 * 8
 
 
 def attr_key(attributes: Mapping[str, object] | None) -> AttrKey:
@@ -30,6 +39,12 @@ def attr_key(attributes: Mapping[str, object] | None) -> AttrKey:
     if not attributes:
         return ()
     return tuple(sorted((str(k), str(v)) for k, v in attributes.items()))
+
+
+def store_bytes(raw_len: int, roll_len: int, max_series: int) -> int:
+    """Return the bytes a store of this shape allocates, all of it at start."""
+    per_series = raw_len * 8 + roll_len * 4 * 4 + _PER_SERIES_EXTRA
+    return max_series * per_series + raw_len * 8 + roll_len * 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +59,7 @@ class SeriesMatrix:
 
 @dataclass(frozen=True, slots=True)
 class Rollups:
-    """One series' 1-minute rollups, chronological: minute start times and min, max, mean, last."""
+    """One series' rollups, chronological: bucket start times and min, max, mean, last."""
 
     timestamps: F64
     min: F64
@@ -53,57 +68,22 @@ class Rollups:
     last: F64
 
 
-class _Block:
-    """The storage of one metric: slots for its series in the raw and rollup rings."""
+class _Metric:
+    """The series of one metric: attribute set -> column."""
 
-    def __init__(
-        self, name: str, raw_len: int, roll_len: int, raw_rows: list[int], roll_rows: list[int]
-    ) -> None:
+    __slots__ = ("index", "last_keys", "last_slots", "last_ts", "name")
+
+    def __init__(self, name: str) -> None:
         self.name = name
-        self.capacity = _INITIAL_CAPACITY
         self.index: dict[AttrKey, int] = {}
-        self.keys: list[AttrKey | None] = [None] * self.capacity
-        self.free: list[int] = list(range(self.capacity - 1, -1, -1))
-        # Zeroed arrays are mapped lazily: only rows that already hold history are written (NaN,
-        # "no point") here; the others are written as the rings reach them (begin_tick and
-        # _close_minute), so resident memory follows the history actually held.
-        self.raw = np.zeros((raw_len, self.capacity))
-        self.raw[raw_rows] = np.nan
-        self.last_seen = np.full(self.capacity, -np.inf)
-        self.roll = np.zeros((roll_len, self.capacity, 4), dtype=np.float32)
-        self.roll[roll_rows] = np.nan
-        self._reset_acc()
-
-    def _reset_acc(self) -> None:
-        self.acc_min = np.full(self.capacity, np.inf)
-        self.acc_max = np.full(self.capacity, -np.inf)
-        self.acc_sum = np.zeros(self.capacity)
-        self.acc_cnt = np.zeros(self.capacity)
-        self.acc_last = np.full(self.capacity, np.nan)
-
-    def grow(self, raw_rows: Iterable[int], roll_rows: Iterable[int]) -> None:
-        """Double the series capacity, copying only rows that hold data."""
-        old, new = self.capacity, self.capacity * 2
-        rows = list(raw_rows)
-        raw = np.zeros((self.raw.shape[0], new))
-        raw[rows] = np.nan
-        raw[rows, :old] = self.raw[rows]
-        rrows = list(roll_rows)
-        roll = np.zeros((self.roll.shape[0], new, 4), dtype=np.float32)
-        roll[rrows] = np.nan
-        roll[rrows, :old] = self.roll[rrows]
-        self.raw, self.roll = raw, roll
-        self.last_seen = np.concatenate([self.last_seen, np.full(old, -np.inf)])
-        for attr in ("acc_min", "acc_max", "acc_sum", "acc_cnt", "acc_last"):
-            fill = {"acc_min": np.inf, "acc_max": -np.inf, "acc_sum": 0.0, "acc_cnt": 0.0}.get(attr, np.nan)
-            setattr(self, attr, np.concatenate([getattr(self, attr), np.full(old, fill)]))
-        self.keys.extend([None] * old)
-        self.free = list(range(new - 1, old - 1, -1)) + self.free
-        self.capacity = new
+        # The keys of the latest put() and their columns, valid while none of them is evicted.
+        self.last_keys: list[AttrKey] = []
+        self.last_slots: NDArray[np.intp] | None = None
+        self.last_ts = -np.inf  # the latest tick in which the metric reported
 
 
 class RingStore:
-    """Hold recent history of every series; thread-safe; appended once per tick."""
+    """Hold recent history of every series in memory fixed at start; thread-safe; appended per tick."""
 
     def __init__(
         self,
@@ -112,17 +92,31 @@ class RingStore:
         rollup_window: float = 86400.0,
         max_series: int = 5000,
         evict_after: float = 900.0,
+        rollup_seconds: float = ROLLUP_SECONDS,
     ) -> None:
         self.interval = interval
+        self.rollup_seconds = rollup_seconds
         self.raw_len = max(2, math.ceil(raw_window / interval))
-        self.roll_len = max(2, math.ceil(rollup_window / ROLLUP_SECONDS))
+        self.roll_len = max(2, math.ceil(rollup_window / rollup_seconds))
         self.max_series = max_series
         self.evict_after = evict_after
         self.refused = 0
         self.evicted = 0
         self._lock = threading.RLock()
-        self._blocks: dict[str, _Block] = {}
+        self._metrics: dict[str, _Metric] = {}
         self._series = 0
+        # Zeroed allocations are mapped lazily; only columns below `_high` are ever written.
+        self._raw = np.zeros((self.raw_len, max_series))
+        self._roll = np.zeros((self.roll_len, max_series, 4), dtype=np.float32)
+        self._last_seen = np.full(max_series, -np.inf)
+        self._acc_min = np.full(max_series, np.inf)
+        self._acc_max = np.full(max_series, -np.inf)
+        self._acc_sum = np.zeros(max_series)
+        self._acc_cnt = np.zeros(max_series)
+        self._acc_last = np.full(max_series, np.nan)
+        self._owner: list[tuple[str, AttrKey] | None] = [None] * max_series
+        self._free: list[int] = []  # a heap of freed columns below _high
+        self._high = 0
         self._ts = np.full(self.raw_len, np.nan)
         self._pos = -1
         self._ticks = 0
@@ -131,6 +125,7 @@ class RingStore:
         self._rcount = 0
         self._minute: float | None = None
         self._last_evict = -np.inf
+        self._restored: list[int] = []
         self.on_rollup: list[RollupListener] = []
 
     # -- writing -----------------------------------------------------------------------------
@@ -140,17 +135,20 @@ class RingStore:
         return self._series
 
     def begin_tick(self, ts: float) -> None:
-        """Open a new time slot at `ts` (seconds since the epoch); closes a minute's rollup if due."""
+        """Open a new time slot at `ts` (seconds since the epoch); closes a rollup bucket if due."""
         with self._lock:
-            minute = math.floor(ts / ROLLUP_SECONDS) * ROLLUP_SECONDS
+            minute = math.floor(ts / self.rollup_seconds) * self.rollup_seconds
             if self._minute is not None and minute != self._minute:
                 self._close_minute()
             self._minute = minute
             self._pos = (self._pos + 1) % self.raw_len
             self._ticks += 1
             self._ts[self._pos] = ts
-            for block in self._blocks.values():
-                block.raw[self._pos] = np.nan
+            self._raw[self._pos, : self._high] = np.nan
+            if self._restored:
+                # Restored series have not reported: give them a full eviction period from now.
+                self._last_seen[self._restored] = np.nextafter(ts, -np.inf)
+                self._restored = []
             if ts - self._last_evict >= min(self.evict_after, 60.0):
                 self._evict(ts)
                 self._last_evict = ts
@@ -160,150 +158,178 @@ class RingStore:
         if self._pos < 0:
             raise RuntimeError("put() before begin_tick()")
         with self._lock:
-            block = self._blocks.get(name)
-            if block is None:
-                block = self._blocks[name] = _Block(
-                    name, self.raw_len, self.roll_len, self._raw_rows(), self._roll_rows()
-                )
-            slots = np.empty(len(attributes), dtype=np.intp)
-            keep = np.ones(len(attributes), dtype=bool)
-            for i, key in enumerate(attributes):
-                slot = block.index.get(key)
-                if slot is None:
-                    slot = self._new_slot(block, key)
-                    if slot is None:
-                        keep[i] = False
-                        continue
-                slots[i] = slot
+            metric = self._metrics.get(name)
+            if metric is None:
+                metric = self._metrics[name] = _Metric(name)
+            index = metric.index
+            metric.last_ts = float(self._ts[self._pos])
             vals = np.asarray(values, dtype=np.float64)
-            if not keep.all():
-                slots, vals = slots[keep], vals[keep]
+            if metric.last_keys == attributes and metric.last_slots is not None:
+                slots = metric.last_slots  # the same series as last tick: the same columns
+            else:
+                slots = np.empty(len(attributes), dtype=np.intp)
+                keep = np.ones(len(attributes), dtype=bool)
+                for i, key in enumerate(attributes):
+                    slot = index.get(key)
+                    if slot is None:
+                        slot = self._new_slot(metric, key)
+                        if slot is None:
+                            keep[i] = False
+                            continue
+                    slots[i] = slot
+                if keep.all():
+                    metric.last_keys, metric.last_slots = list(attributes), slots
+                else:
+                    slots, vals = slots[keep], vals[keep]
+                    metric.last_keys, metric.last_slots = [], None
             if slots.size == 0:
                 return
-            block.raw[self._pos, slots] = vals
-            block.last_seen[slots] = self._ts[self._pos]
+            self._raw[self._pos, slots] = vals
+            self._last_seen[slots] = self._ts[self._pos]
             finite = np.isfinite(vals)
             fs, fv = slots[finite], vals[finite]
-            block.acc_min[fs] = np.minimum(block.acc_min[fs], fv)
-            block.acc_max[fs] = np.maximum(block.acc_max[fs], fv)
-            block.acc_sum[fs] += fv
-            block.acc_cnt[fs] += 1
-            block.acc_last[fs] = fv
+            self._acc_min[fs] = np.minimum(self._acc_min[fs], fv)
+            self._acc_max[fs] = np.maximum(self._acc_max[fs], fv)
+            self._acc_sum[fs] += fv
+            self._acc_cnt[fs] += 1
+            self._acc_last[fs] = fv
 
-    def _new_slot(self, block: _Block, key: AttrKey) -> int | None:
-        if self._series >= self.max_series:
+    def _new_slot(self, metric: _Metric, key: AttrKey) -> int | None:
+        if self._free:
+            slot = heapq.heappop(self._free)
+        elif self._high < self.max_series:
+            slot = self._high
+            self._high += 1
+        else:
             self.refused += 1
             return None
-        if not block.free:
-            block.grow(self._raw_rows(), self._roll_rows())
-        slot = block.free.pop()
-        block.index[key] = slot
-        block.keys[slot] = key
-        # Only rows holding history: writing whole columns would touch every page of the rings.
-        block.raw[self._raw_rows(), slot] = np.nan
-        block.roll[self._roll_rows(), slot] = np.nan
+        metric.index[key] = slot
+        self._owner[slot] = (metric.name, key)
+        # A reused column keeps nothing of its previous series; a new one is NaN where time has run.
+        self._raw[self._raw_rows(), slot] = np.nan
+        self._roll[self._roll_rows(), slot] = np.nan
+        self._last_seen[slot] = -np.inf
+        self._acc_min[slot], self._acc_max[slot] = np.inf, -np.inf
+        self._acc_sum[slot] = self._acc_cnt[slot] = 0.0
+        self._acc_last[slot] = np.nan
         self._series += 1
         return slot
 
-    def _raw_rows(self) -> list[int]:
-        return list(range(min(self._ticks, self.raw_len)))
+    def _raw_rows(self) -> slice:
+        return slice(0, min(self._ticks, self.raw_len))
 
-    def _roll_rows(self) -> list[int]:
-        return list(range(min(self._rcount, self.roll_len)))
+    def _roll_rows(self) -> slice:
+        return slice(0, min(self._rcount, self.roll_len))
 
     def _evict(self, now: float) -> None:
-        for block in self._blocks.values():
-            stale = np.nonzero(block.last_seen < now - self.evict_after)[0]
-            for slot in stale:
-                key = block.keys[slot]
-                if key is None:
-                    continue
-                del block.index[key]
-                block.keys[slot] = None
-                block.free.append(int(slot))
-                block.last_seen[slot] = -np.inf
-                self._series -= 1
-                self.evicted += 1
+        high = self._high
+        stale = np.nonzero(self._last_seen[:high] < now - self.evict_after)[0]
+        for slot in stale.tolist():
+            owner = self._owner[slot]
+            if owner is None:
+                continue
+            metric = self._metrics[owner[0]]
+            del metric.index[owner[1]]
+            metric.last_keys, metric.last_slots = [], None
+            if not metric.index:
+                del self._metrics[owner[0]]
+            self._owner[slot] = None
+            self._last_seen[slot] = -np.inf
+            heapq.heappush(self._free, slot)
+            self._series -= 1
+            self.evicted += 1
 
     def _close_minute(self) -> None:
         assert self._minute is not None
         self._rpos = (self._rpos + 1) % self.roll_len
         self._rcount += 1
         self._rts[self._rpos] = self._minute
+        high = self._high
+        cnt = self._acc_cnt[:high]
+        has = cnt > 0
+        row = self._roll[self._rpos, :high]
+        row[:] = np.nan
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = self._acc_sum[:high] / cnt
+        row[has, 0] = self._acc_min[:high][has]
+        row[has, 1] = self._acc_max[:high][has]
+        row[has, 2] = mean[has]
+        row[has, 3] = self._acc_last[:high][has]
         closed: list[tuple[str, AttrKey, float, float, float, float]] = []
-        for block in self._blocks.values():
-            has = block.acc_cnt > 0
-            row = block.roll[self._rpos]
-            row[:] = np.nan
-            with np.errstate(invalid="ignore", divide="ignore"):
-                mean = block.acc_sum / block.acc_cnt
-            row[has, 0] = block.acc_min[has]
-            row[has, 1] = block.acc_max[has]
-            row[has, 2] = mean[has]
-            row[has, 3] = block.acc_last[has]
-            if self.on_rollup:
-                for slot in np.nonzero(has)[0]:
-                    key = block.keys[slot]
-                    if key is not None:
-                        closed.append(
-                            (
-                                block.name,
-                                key,
-                                float(block.acc_min[slot]),
-                                float(block.acc_max[slot]),
-                                float(mean[slot]),
-                                float(block.acc_last[slot]),
-                            )
+        if self.on_rollup:
+            for slot in np.nonzero(has)[0].tolist():
+                owner = self._owner[slot]
+                if owner is not None:
+                    closed.append(
+                        (
+                            owner[0],
+                            owner[1],
+                            float(self._acc_min[slot]),
+                            float(self._acc_max[slot]),
+                            float(mean[slot]),
+                            float(self._acc_last[slot]),
                         )
-            block._reset_acc()
+                    )
+        self._acc_min[:high] = np.inf
+        self._acc_max[:high] = -np.inf
+        self._acc_sum[:high] = 0.0
+        self._acc_cnt[:high] = 0.0
+        self._acc_last[:high] = np.nan
         for listener in self.on_rollup:
             listener(self._minute, closed)
 
     def load_rollups(self, rows: Iterable[tuple[float, str, AttrKey, float, float, float, float]]) -> int:
-        """Restore rollups (minute, name, attributes, min, max, mean, last) oldest first; return the count."""
+        """Restore rollups (bucket, name, attributes, min, max, mean, last) oldest first; return the count."""
         count = 0
         with self._lock:
             current: float | None = None
+            restored: list[int] = []
             for minute, name, key, vmin, vmax, vmean, vlast in rows:
                 if minute != current:
                     current = minute
                     self._rpos = (self._rpos + 1) % self.roll_len
                     self._rcount += 1
                     self._rts[self._rpos] = minute
-                    for other in self._blocks.values():
-                        other.roll[self._rpos] = np.nan
-                found = self._blocks.get(name)
-                if found is None:
-                    found = self._blocks[name] = _Block(
-                        name, self.raw_len, self.roll_len, self._raw_rows(), self._roll_rows()
-                    )
-                    found.roll[self._rpos] = np.nan
-                block = found
-                slot = block.index.get(key)
+                    self._roll[self._rpos, : self._high] = np.nan
+                metric = self._metrics.get(name)
+                if metric is None:
+                    metric = self._metrics[name] = _Metric(name)
+                slot = metric.index.get(key)
                 if slot is None:
-                    slot = self._new_slot(block, key)
+                    slot = self._new_slot(metric, key)
                     if slot is None:
                         continue
-                    # Restored series count as seen now, so eviction gives them a full period.
-                    block.last_seen[slot] = np.inf
-                block.roll[self._rpos, slot] = (vmin, vmax, vmean, vlast)
+                    restored.append(slot)
+                self._roll[self._rpos, slot] = (vmin, vmax, vmean, vlast)
                 count += 1
-            for block in self._blocks.values():
-                block.last_seen[np.isposinf(block.last_seen)] = -np.inf
+            for name in [n for n, m in self._metrics.items() if not m.index]:
+                del self._metrics[name]
+            self._restored.extend(restored)
         return count
 
     # -- reading -----------------------------------------------------------------------------
 
+    def _live(self, metric: _Metric) -> list[tuple[AttrKey, int]]:
+        """The series of `metric` that reported in the latest tick in which the metric reported.
+
+        A metric with no point at all in a tick (its collector failed or skipped) is a gap: its
+        series stay (with NaN for that tick). A series missing from a tick in which others of
+        its metric reported has ended (a process that exited).
+        """
+        now = metric.last_ts
+        seen = self._last_seen
+        return [(key, slot) for key, slot in metric.index.items() if seen[slot] == now]
+
     def metrics(self) -> list[str]:
-        """Return the names of every metric with at least one live series."""
+        """Return the names of every metric with a live series."""
         with self._lock:
-            return sorted(name for name, block in self._blocks.items() if block.index)
+            return sorted(name for name, metric in self._metrics.items() if self._live(metric))
 
     def series(self, name: str) -> list[dict[str, str]]:
-        """Return the attribute sets of every live series of `name`."""
+        """Return the attribute sets of the live series of `name`."""
         with self._lock:
-            block = self._blocks.get(name)
-            return [] if block is None else [dict(key) for key in block.index]
+            metric = self._metrics.get(name)
+            return [] if metric is None else [dict(key) for key, _ in self._live(metric)]
 
     def _order(self, n: int | None) -> NDArray[np.intp]:
         count = min(self._ticks, self.raw_len)
@@ -315,23 +341,26 @@ class RingStore:
         """Return the last `n` ticks (default: the raw window) of every live series of `name`."""
         with self._lock:
             order = self._order(n)
-            block = self._blocks.get(name)
-            if block is None or not block.index:
+            metric = self._metrics.get(name)
+            live = [] if metric is None else self._live(metric)
+            if not live:
                 return SeriesMatrix(name, [], self._ts[order].copy(), np.empty((0, order.size)))
-            keys = list(block.index.items())
-            slots = np.fromiter((slot for _, slot in keys), dtype=np.intp, count=len(keys))
-            values = block.raw[np.ix_(order, slots)].T.copy()
-            return SeriesMatrix(name, [dict(key) for key, _ in keys], self._ts[order].copy(), values)
+            slots = np.fromiter((slot for _, slot in live), dtype=np.intp, count=len(live))
+            values = self._raw[np.ix_(order, slots)].T.copy()
+            return SeriesMatrix(name, [dict(key) for key, _ in live], self._ts[order].copy(), values)
+
+    def _slot(self, name: str, attributes: Mapping[str, object] | None) -> int | None:
+        metric = self._metrics.get(name)
+        return None if metric is None else metric.index.get(attr_key(attributes))
 
     def last(self, name: str, attributes: Mapping[str, object] | None, n: int) -> tuple[F64, F64]:
         """Return the timestamps and values of the last `n` ticks of one series (NaN where absent)."""
         with self._lock:
             order = self._order(n)
-            block = self._blocks.get(name)
-            slot = None if block is None else block.index.get(attr_key(attributes))
-            if block is None or slot is None:
+            slot = self._slot(name, attributes)
+            if slot is None:
                 return self._ts[order].copy(), np.full(order.size, np.nan)
-            return self._ts[order].copy(), block.raw[order, slot].copy()
+            return self._ts[order].copy(), self._raw[order, slot].copy()
 
     def range(
         self, name: str, attributes: Mapping[str, object] | None, start: float, end: float
@@ -342,23 +371,33 @@ class RingStore:
         return ts[keep], values[keep]
 
     def rollups(self, name: str, attributes: Mapping[str, object] | None) -> Rollups:
-        """Return the 1-minute rollups of one series, chronological."""
+        """Return the rollups of one series, chronological."""
         with self._lock:
             count = min(self._rcount, self.roll_len)
             order = (np.arange(self._rpos - count + 1, self._rpos + 1)) % self.roll_len
-            block = self._blocks.get(name)
-            slot = None if block is None else block.index.get(attr_key(attributes))
+            slot = self._slot(name, attributes)
             ts = self._rts[order].copy()
-            if block is None or slot is None:
+            if slot is None:
                 empty = np.full(order.size, np.nan)
                 return Rollups(ts, empty, empty.copy(), empty.copy(), empty.copy())
-            data = block.roll[order, slot].astype(np.float64)
+            data = self._roll[order, slot].astype(np.float64)
             return Rollups(ts, data[:, 0], data[:, 1], data[:, 2], data[:, 3])
 
     def nbytes(self) -> int:
-        """Return the bytes reserved by the arrays (pages never written are not resident)."""
-        with self._lock:
-            return sum(b.raw.nbytes + b.roll.nbytes for b in self._blocks.values())
+        """Return the bytes the store allocated (all at start; pages never written stay unmapped)."""
+        arrays = (
+            self._raw,
+            self._roll,
+            self._last_seen,
+            self._acc_min,
+            self._acc_max,
+            self._acc_sum,
+            self._acc_cnt,
+            self._acc_last,
+            self._ts,
+            self._rts,
+        )
+        return sum(a.nbytes for a in arrays)
 
 
 class RollupListener(Protocol):

@@ -40,7 +40,7 @@ def test_every_series_gets_a_score_and_a_spike_fires_and_clears(rig: Callable[..
             spike = 50.0 if i == 2500 else 0.0
             values = {
                 a: 10 + rng.normal(0, 1) + spike,
-                b: float("nan") if i % 5 == 0 else 3.0 + rng.normal(0, 0.1),
+                b: float("nan") if i % 5 == 1 else 3.0 + rng.normal(0, 0.1),
             }
             events.extend((i, f) for f in r.tick({LAT: values}))
             if i == 2501:
