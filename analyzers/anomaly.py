@@ -168,10 +168,11 @@ class AnomalyAnalyzer(Analyzer):
         families = np.maximum.reduceat(scores, starts)
         fam = [(str(names[order[i]]), float(families[i])) for i in range(starts.size)]
         count = int(np.count_nonzero(scores >= self.cfg.alert_score))
-        top: list[tuple[float, dict[str, str]]] = []
-        for i in np.argsort(-scores, kind="stable")[:TOP_SERIES]:
-            if scores[i] > 0:
-                top.append((float(scores[i]), {**attributes[i], METRIC_ATTRIBUTE: metrics[i]}))
+        top = [
+            (float(scores[i]), {**attributes[i], METRIC_ATTRIBUTE: metrics[i]})
+            for i in np.argsort(-scores, kind="stable")[:TOP_SERIES]
+            if scores[i] > 0
+        ]
         listed: list[tuple[float, dict[str, str]]] = []
         if self.cfg.export_series:
             chosen = {m for m in set(metrics) if name_matches(m, self.cfg.export_series)}
@@ -192,7 +193,7 @@ class AnomalyAnalyzer(Analyzer):
         """Fire on scores at or above `alert_score`; clear after CLEAR_AFTER seconds without one."""
         findings: list[Finding] = []
         live = set(keys)
-        for metric, key in [i for i in self.transitions.firing if i not in live]:
+        for metric in sorted({m for m, k in self.transitions.firing if (m, k) not in live}):
             findings.extend(self.transitions.vanished(metric, [k for m, k in live if m == metric], now))
         high = scores >= self.cfg.alert_score
         if self.last_high.size == scores.size:
