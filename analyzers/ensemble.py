@@ -6,10 +6,16 @@ the same thing on a smooth series and on a heavy-tailed one):
 * **new extreme**: the value leaves the min/max range of a bounded horizon (kept as per-block
   min/max, not raw points), ranked by how far it leaves it and how long that side held;
 * **level shift**: the same on a short moving mean, down-weighted (catches shifts hidden in noise);
-* **stuck**: a series that used to move has repeated the same value for a long run.
+* **stuck**: a series that used to move has repeated the same value for a long run;
+* **drift**: consecutive blocks each setting a horizon record (a leak, a filling disk);
+* **EWMA z**: the distance from a day-long exponentially weighted mean in weighted standard
+  deviations, scored only when it exceeds what it scored recently and never when the value lies
+  inside what this time of day did yesterday (catches co-moving in-range deviations on hosts).
 
-The score is the largest weighted member, zero during warm-up; optionally the values are first
-made relative to an hour-of-day baseline (seasonal mode).
+Ranges are floored at a fraction of the whole range seen so far and a break must exceed a margin,
+so a near-flat series blipping as before and float rounding do not count as breaks. The score is
+the largest weighted member, zero during warm-up; optionally the values are first made relative
+to an hour-of-day baseline (seasonal mode). `PROFILES` names the parameter sets.
 """
 
 from __future__ import annotations
@@ -75,6 +81,9 @@ class EnsembleParams:
     # Memory of the z member's last score (seconds, decaying): it scores again only above what it
     # scored recently, so a long excursion fires once and then again only when it grows.
     z_memory_seconds: float = 6 * 3600.0
+    # Rows averaged before the z member compares (at most mean_rows): a lone spike is the range
+    # member's business; the z member is for deviations that last.
+    z_rows: int = 1
 
     def scaled(self, interval: float) -> EnsembleParams:
         """Return the parameters in rows for a series sampled every `interval` seconds."""
@@ -284,9 +293,12 @@ def _close_blocks(
 
 
 def _z_member(
-    params: EnsembleParams, state: EnsembleState, x: F64, valid: NDArray[np.bool_], whole: F64
+    params: EnsembleParams, state: EnsembleState, x: F64, probe: F64, valid: NDArray[np.bool_], whole: F64
 ) -> F64:
-    """EWMA z of `x` against the mean and variance before it, scored only while it rises."""
+    """EWMA z of `probe` (the mean of the last rows) against the mean and variance before `x`.
+
+    Scored only while it rises above what it scored recently; the EWMA then takes `x` in.
+    """
     alpha = params.z_alpha()
     mean = state.zmean
     first = valid & np.isnan(mean)
@@ -296,7 +308,7 @@ def _z_member(
     sigma = np.fmax(np.sqrt(state.zvar / gathered), params.z_floor * whole)
     tiny = np.maximum(np.abs(np.where(first | np.isnan(mean), x, mean)), 1.0) * 1e-3
     sigma = np.where(sigma > 0, sigma, tiny)
-    z = np.abs(dev) / sigma
+    z = np.where(valid & ~first & np.isfinite(probe), np.abs(probe - mean), 0.0) / sigma
     member = 1.0 - np.exp(-np.maximum(z - params.z_start, 0.0) / params.z_scale)
     rising = member > state.zpeak
     if params.z_memory_seconds > 0:
@@ -308,6 +320,16 @@ def _z_member(
     state.zmean = np.where(first, x, np.where(valid, mean + alpha * dev, mean))
     state.zvar = np.where(valid & ~first, (1.0 - alpha) * (state.zvar + alpha * dev * dev), state.zvar)
     return np.where(valid & rising, member, 0.0)
+
+
+def _probe(params: EnsembleParams, state: EnsembleState, x: F64, seen: I64) -> F64:
+    """Return the mean of the last `z_rows` samples (from the moving-mean ring; NaN until filled)."""
+    zrows = min(max(params.z_rows, 1), params.mean_rows)
+    if zrows == 1:
+        return x
+    back = (seen[:, None] - np.arange(zrows)[None, :]) % params.mean_rows
+    total = np.sum(state.recent[np.arange(x.size)[:, None], back], axis=1)
+    return np.where(seen + 1 >= zrows, total / zrows, np.nan)
 
 
 def _as_yesterday(params: EnsembleParams, rng: _Range, x: F64, seen: I64, whole: F64) -> NDArray[np.bool_]:
@@ -322,7 +344,8 @@ def _as_yesterday(params: EnsembleParams, rng: _Range, x: F64, seen: I64, whole:
         hi = np.max(np.where(np.isnan(rng.bmax[rows, cols]), -np.inf, rng.bmax[rows, cols]), axis=1)
         lo = np.min(np.where(np.isnan(rng.bmin[rows, cols]), np.inf, rng.bmin[rows, cols]), axis=1)
         margin = params.min_excess * np.fmax(hi - lo, params.range_floor * whole)
-        return (x <= hi + margin) & (x >= lo - margin)
+        inside: NDArray[np.bool_] = (x <= hi + margin) & (x >= lo - margin)
+    return inside
 
 
 def ensemble_step(params: EnsembleParams, state: EnsembleState, x: F64, hour: I64 | None = None) -> F64:
@@ -351,7 +374,6 @@ def _step(params: EnsembleParams, state: EnsembleState, x: F64, hour: I64 | None
         x = x - np.where(np.isnan(base), x, base)
     seen = state.seen
     whole = np.where(np.isfinite(state.gmax - state.gmin), state.gmax - state.gmin, 0.0)
-    zscore = _z_member(params, state, x, valid, whole)
     state.gmin = np.where(valid, np.fmin(state.gmin, x), state.gmin)
     state.gmax = np.where(valid, np.fmax(state.gmax, x), state.gmax)
     level, span = _range_score(params, state.level, x, valid, seen, whole)
@@ -366,6 +388,7 @@ def _step(params: EnsembleParams, state: EnsembleState, x: F64, hour: I64 | None
             filled, np.sum(np.where(filled[:, None], state.recent, 0.0) / params.mean_rows, axis=1), np.nan
         )
     shift, _ = _range_score(params, state.shift, mean, valid & filled, seen, whole)
+    zscore = _z_member(params, state, x, _probe(params, state, x, seen), valid, whole)
 
     # Stuck: a long run of one value in a series that used to change on most samples (a quantised
     # or rarely-updated series repeating itself is not stuck).
