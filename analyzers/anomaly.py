@@ -25,7 +25,7 @@ from otel_sysops.store import AttrKey
 
 from ._common import METRIC_ATTRIBUTE, SeriesIndex, Transitions, describe_series, fmt_value, name_matches
 from ._scores import Scores, board_for
-from .ensemble import PROFILES, EnsembleState, ensemble_step
+from .ensemble import EnsembleParams, EnsembleState, ensemble_step
 
 F64 = NDArray[np.float64]
 
@@ -53,9 +53,7 @@ class AnomalyAnalyzer(Analyzer):
     def __init__(self, ctx: AnalyzerContext) -> None:
         super().__init__(ctx)
         self.cfg = ctx.settings.analyzers.anomaly
-        self.params = replace(PROFILES[self.cfg.profile], seasonal=self.cfg.seasonal).scaled(
-            ctx.settings.interval
-        )
+        self.params = replace(EnsembleParams(), seasonal=self.cfg.seasonal).scaled(ctx.settings.interval)
         self.index = SeriesIndex()
         self.state = EnsembleState.empty(0, self.params)
         self.last_high = np.zeros(0)

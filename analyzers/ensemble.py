@@ -15,7 +15,7 @@ the same thing on a smooth series and on a heavy-tailed one):
 Ranges are floored at a fraction of the whole range seen so far and a break must exceed a margin,
 so a near-flat series blipping as before and float rounding do not count as breaks. The score is
 the largest weighted member, zero during warm-up; optionally the values are first made relative
-to an hour-of-day baseline (seasonal mode). `PROFILES` names the parameter sets.
+to an hour-of-day baseline (seasonal mode).
 """
 
 from __future__ import annotations
@@ -67,23 +67,23 @@ class EnsembleParams:
     stuck_seconds: float = 1800.0
     # Floor of the range scale, as a fraction of the whole range the series has shown so far: a
     # series that held still for the horizon but moved before does not saturate on a small blip.
-    range_floor: float = 0.25
+    range_floor: float = 0.1
     # Smallest excess (as a fraction of that scale) that counts as a break: rounding and jitter
     # at the edge of the range are not breaks.
-    min_excess: float = 0.1
+    min_excess: float = 0.02
     # EWMA z member: time constant of the mean and variance, the z at which it starts to score,
     # the z per 1 - 1/e above that, its weight (0: off) and its sigma floor (fraction of range).
     z_seconds: float = 86400.0
-    z_start: float = 3.0
+    z_start: float = 5.0
     z_scale: float = 3.0
     z_weight: float = 1.0
     z_floor: float = 0.01
     # Memory of the z member's last score (seconds, decaying): it scores again only above what it
     # scored recently, so a long excursion fires once and then again only when it grows.
-    z_memory_seconds: float = 6 * 3600.0
+    z_memory_seconds: float = 2 * 86400.0
     # Rows averaged before the z member compares (at most mean_rows): a lone spike is the range
     # member's business; the z member is for deviations that last.
-    z_rows: int = 1
+    z_rows: int = 4
 
     def scaled(self, interval: float) -> EnsembleParams:
         """Return the parameters in rows for a series sampled every `interval` seconds."""
@@ -431,12 +431,3 @@ def _step(params: EnsembleParams, state: EnsembleState, x: F64, hour: I64 | None
     score = np.maximum(score, np.where(drifting, params.drift_weight, 0.0))
     state.seen = seen + valid
     return score
-
-
-# The parameter sets by name (`analyzers.anomaly.profile`). "host": the defaults, chosen on host
-# metrics (a host's many series, co-moving, judged by the host score). "single": one series judged
-# alone (the NAB corpus): no z member, a lighter scale floor and break margin.
-PROFILES: dict[str, EnsembleParams] = {
-    "host": EnsembleParams(),
-    "single": EnsembleParams(range_floor=0.1, min_excess=0.02, z_weight=0.0),
-}

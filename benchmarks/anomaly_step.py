@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from analyzers.ensemble import PROFILES, EnsembleState, ensemble_step
+from analyzers.ensemble import EnsembleParams, EnsembleState, ensemble_step
 
 
 def main() -> int:
@@ -26,7 +26,7 @@ def main() -> int:
     args = parser.parse_args()
     n = args.series
     rng = np.random.default_rng(1)
-    params = PROFILES["host"].scaled(10.0)
+    params = EnsembleParams().scaled(10.0)
     state = EnsembleState.empty(n, params)
     base = rng.uniform(0, 100, n)
     hours = np.zeros(n, dtype=np.int64)

@@ -1,6 +1,6 @@
 """Score `otel-sysops analyze --hosts` on the Server Machine Dataset (developer split) and print it.
 
-    python benchmarks/smd.py [--shared DIR] [--profile host|single] [--keep DIR]
+    python benchmarks/smd.py [--shared DIR] [--keep DIR]
 
 The data and the scorer stay in the shared directory (default: `<repo>/../shared`):
 `datasets/smd-dev/` and `tools/incident_score.py` (its `export`, then `score`). Runs in a few
@@ -24,7 +24,6 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared", help="the shared directory")
-    parser.add_argument("--profile", choices=("host", "single"), default="host", help="parameter set")
     parser.add_argument(
         "--keep", type=Path, help="keep the scored files here (default: a temporary directory)"
     )
@@ -50,8 +49,6 @@ def main() -> int:
                 "--output",
                 str(out),
                 "--hosts",
-                "--set",
-                f"analyzers.anomaly.profile={args.profile}",
             ],
             check=True,
         )

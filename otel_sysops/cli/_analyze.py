@@ -45,12 +45,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    from analyzers.ensemble import PROFILES
+    from analyzers.ensemble import EnsembleParams
     from analyzers.replay import ReplayInputError, replay
 
     settings, _, _ = settings_from(args)
-    cfg = settings.analyzers.anomaly
-    params = replace(PROFILES[cfg.profile], seasonal=cfg.seasonal)
+    params = replace(EnsembleParams(), seasonal=settings.analyzers.anomaly.seasonal)
     try:
         written = replay(args.input, args.output, params, hosts=args.hosts)
     except ReplayInputError as exc:

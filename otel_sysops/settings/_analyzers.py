@@ -86,9 +86,6 @@ class AnomalySettings(Section):
     alert_score: float = Field(0.9, gt=0, le=1.0)
     # Subtract an hour-of-day baseline first (for series with a strong daily rhythm).
     seasonal: bool = False
-    # Parameter set: "host" (a host's series judged together; the default) or "single" (each
-    # series judged alone, as in the NAB corpus); docs/analyzers.md gives the figures of both.
-    profile: Literal["host", "single"] = "host"
     # Metric names (wildcards) whose per-series scores are exported as `sysops.anomaly.series.score`
     # (by default only the per-family maximum, the anomalous count and the top series are).
     export_series: list[str] = []
