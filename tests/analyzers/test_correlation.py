@@ -63,3 +63,22 @@ def test_a_flat_series_that_blips_once_stays_quiet(rig: Callable[..., Rig]) -> N
     r.add("correlation", CorrelationAnalyzer)
     events = _run(r, 700, lambda i: False, lambda i: i in (100, 650))
     assert events == []
+
+
+def test_a_daily_job_at_a_fixed_minute_stays_quiet_after_two_days(rig: Callable[..., Rig]) -> None:
+    # Every night at 02:00 a backup drives CPU and disk I/O up for 30 min; at 10 min a tick.
+    r = rig([CPU, DISK], interval=600.0)
+    r.add("anomaly", AnomalyAnalyzer)
+    r.add("correlation", CorrelationAnalyzer)
+    r.now = 1_700_006_400.0  # midnight UTC
+    rng = np.random.default_rng(23)
+    day = 144
+    events: list[tuple[int, Finding]] = []
+    for i in range(6 * day):
+        job = 12 <= i % day < 15
+        values = {
+            CPU: {(): 0.2 + rng.normal(0, 0.01) + (0.6 if job else 0.0)},
+            DISK: {(("device", "sda"),): 0.05 + rng.normal(0, 0.005) + (0.8 if job else 0.0)},
+        }
+        events += [(i, f) for f in r.tick(values)]
+    assert [(i, f.rule) for i, f in events if i >= 2 * day] == []
