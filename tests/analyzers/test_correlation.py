@@ -82,3 +82,30 @@ def test_a_daily_job_at_a_fixed_minute_stays_quiet_after_two_days(rig: Callable[
         }
         events += [(i, f) for f in r.tick(values)]
     assert [(i, f.rule) for i, f in events if i >= 2 * day] == []
+
+
+def test_cpu_load_and_disk_moving_together_inside_their_ranges_raise_one_finding(
+    rig: Callable[..., Rig],
+) -> None:
+    # A busy spell during warm-up sets wide ranges; a day later CPU, load and disk I/O rise together for
+    # 20 min to levels well inside those ranges: no series breaks its range, the host moved.
+    r = rig([CPU, LOAD, DISK], interval=60.0)
+    r.add("anomaly", AnomalyAnalyzer)
+    r.add("correlation", CorrelationAnalyzer)
+    rng = np.random.default_rng(29)
+    events: list[tuple[int, Finding]] = []
+    for i in range(2100):
+        busy = 100 <= i < 110
+        moved = 2000 <= i < 2020
+        level = 0.6 if busy else 0.3 if moved else 0.0
+        values = {
+            CPU: {(): 0.3 + rng.normal(0, 0.02) + level},
+            LOAD: {(): 2.0 + rng.normal(0, 0.1) + 5 * level},
+            DISK: {(("device", "sda"),): 0.1 + rng.normal(0, 0.01) + level},
+        }
+        events += [(i, f) for f in r.tick(values) if f.rule == RULE and f.severity is not None]
+    assert [i for i, _ in events if i < 2000] == []
+    assert len(events) == 1
+    at, finding = events[0]
+    assert 2000 <= at <= 2005
+    assert {"test.cpu", "test.load", "test.disk.io{device=sda}"} == set(finding.attributes.values())
