@@ -200,7 +200,8 @@ class AnomalyAnalyzer(Analyzer):
             what = describe_series(metrics[i], attributes[i])
             msg = (
                 f"{what} = {fmt_value(float(x[i]), 'number')} is unusual "
-                f"(anomaly score {scores[i]:.2f}): it left the range it held for hours or stopped moving"
+                f"(anomaly score {scores[i]:.2f}): it left its range, moved far from its usual level "
+                "or stopped"
             )
             found = self.transitions.update(
                 metrics[i], keys[i][1], Severity.INFO, msg, float(x[i]), None, now
