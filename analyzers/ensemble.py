@@ -33,6 +33,9 @@ I64 = NDArray[np.int64]
 # counts as one that moves (changes on at least half of its samples).
 _RATE_ALPHA = 0.01
 _MOVING = 0.5
+# Relative resolution of the input (of the larger of |value| and 1): float32 keeps ~7 digits and
+# text exports often 6 decimals; differences below this are rounding, not behaviour.
+_RESOLUTION = 1e-6
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +260,9 @@ def _range_score(
         scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
         excess = np.where(x > hi, x - hi, np.where(x < lo, lo - x, 0.0)) / scale
         excess = np.where(np.isfinite(excess), excess, 0.0)
-        broke = valid & known & (excess > params.min_excess)
+        # Below the resolution of the data (float32, 6-decimal text) a move is no break.
+        resolution = _RESOLUTION * np.fmax(np.fmax(np.abs(hi), np.abs(lo)), 1.0) / scale
+        broke = valid & known & (excess > np.fmax(params.min_excess, resolution))
         up = broke & (x > hi)
         down = broke & (x < lo)
         since = np.where(up, seen - rng.last_up, np.where(down, seen - rng.last_down, 0)).astype(np.float64)
@@ -306,8 +311,8 @@ def _z_member(
     # The variance starts at 0: divide by the weight it has gathered so far (bias correction).
     gathered = -np.expm1(np.log1p(-alpha) * np.maximum(state.seen, 1)) if alpha < 1 else np.ones(x.size)
     sigma = np.fmax(np.sqrt(state.zvar / gathered), params.z_floor * whole)
-    tiny = np.maximum(np.abs(np.where(first | np.isnan(mean), x, mean)), 1.0) * 1e-3
-    sigma = np.where(sigma > 0, sigma, tiny)
+    magnitude = np.maximum(np.abs(np.where(first | np.isnan(mean), x, mean)), 1.0)
+    sigma = np.fmax(sigma, 10 * _RESOLUTION * magnitude)
     z = np.where(valid & ~first & np.isfinite(probe), np.abs(probe - mean), 0.0) / sigma
     member = 1.0 - np.exp(-np.maximum(z - params.z_start, 0.0) / params.z_scale)
     rising = member > state.zpeak
