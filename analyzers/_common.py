@@ -9,7 +9,7 @@ from fnmatch import fnmatchcase
 import numpy as np
 from numpy.typing import NDArray
 
-from otel_sysops.alerts import Finding, Severity
+from otel_sysops.findings import Finding, Severity
 from otel_sysops.store import AttrKey
 
 F64 = NDArray[np.float64]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from otel_sysops.alerts import Finding, Severity
+from otel_sysops.findings import Finding, Severity
 from otel_sysops.plugin import Analyzer, AnalyzerContext
 
 from ._common import SeriesIndex, Transitions, describe_series, fmt_value, keys_of, name_matches

@@ -24,7 +24,7 @@ from opentelemetry.semconv._incubating.attributes.hw_attributes import (
 from opentelemetry.semconv._incubating.metrics import hw_metrics as hw
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 
-from otel_sysops.alerts import Finding, Severity
+from otel_sysops.findings import Finding, Severity
 from otel_sysops.plugin import Analyzer, AnalyzerContext
 from otel_sysops.store import SeriesMatrix
 

@@ -11,7 +11,7 @@ from opentelemetry.semconv._incubating.attributes.process_attributes import (
     PROCESS_PID,
 )
 
-from otel_sysops.alerts import Finding, Severity
+from otel_sysops.findings import Finding, Severity
 from otel_sysops.plugin import Analyzer, AnalyzerContext
 from otel_sysops.settings import LeakRule
 from otel_sysops.store import AttrKey

@@ -18,7 +18,11 @@ from numpy.typing import NDArray
 
 from otel_sysops.errors import SysopsError
 
+from ._scores import HOST_TOP
 from .ensemble import EnsembleParams, EnsembleState, ensemble_step
+
+# The host score file written into each host folder (`otel-sysops analyze --hosts`).
+HOST_FILE = "host-score.csv"
 
 F64 = NDArray[np.float64]
 
@@ -155,9 +159,45 @@ def write_scores(path: Path, series: Series, scores: F64) -> None:
             out.writerow([stamp, text, f"{score:.6f}"])
 
 
-def replay(source: Path, output: Path, params: EnsembleParams | None = None) -> list[Path]:
-    """Score every CSV of `source` into the mirrored tree under `output` (a file when source is one)."""
-    files = input_files(source)
+def host_scores(series: Sequence[Series], scores: Sequence[F64]) -> tuple[list[str], F64]:
+    """Return the union of the series' timestamps and the host score at each (mean of the top 3).
+
+    A series without a row at a timestamp counts as 0 there, as a series the agent did not see.
+    """
+    if not series:
+        return [], np.zeros(0)
+    times = np.concatenate([s.times for s in series])
+    stamps = [t for s in series for t in s.stamps]
+    union, first, where = np.unique(times, return_index=True, return_inverse=True)
+    grid = np.zeros((len(series), union.size))
+    start = 0
+    for i, (s, sc) in enumerate(zip(series, scores, strict=True)):
+        grid[i, where[start : start + s.times.size]] = sc
+        start += s.times.size
+    k = min(HOST_TOP, len(series))
+    top = np.sort(grid, axis=0)[-k:, :]
+    return [stamps[j] for j in first], np.sum(top, axis=0) / HOST_TOP
+
+
+def write_host(path: Path, stamps: list[str], score: F64) -> None:
+    """Write `timestamp,host_score`, one row per timestamp of the host's series."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh)
+        out.writerow(["timestamp", "host_score"])
+        for stamp, value in zip(stamps, score, strict=True):
+            out.writerow([stamp, f"{value:.6f}"])
+
+
+def replay(
+    source: Path, output: Path, params: EnsembleParams | None = None, hosts: bool = False
+) -> list[Path]:
+    """Score every CSV of `source` into the mirrored tree under `output` (a file when source is one).
+
+    With `hosts`, every folder holding CSV files is one host: its series are also combined into
+    the host score, written as `host-score.csv` in the mirrored folder.
+    """
+    files = [(p, rel) for p, rel in input_files(source) if not (hosts and p.name == HOST_FILE)]
     series = [read_series(path) for path, _ in files]
     scores = score_series(series, params)
     written: list[Path] = []
@@ -166,4 +206,13 @@ def replay(source: Path, output: Path, params: EnsembleParams | None = None) -> 
         target = output if single else output / rel
         write_scores(target, s, sc)
         written.append(target)
+    if hosts and not single:
+        folders: dict[Path, list[int]] = {}
+        for i, (_, rel) in enumerate(files):
+            folders.setdefault(rel.parent, []).append(i)
+        for folder, members in sorted(folders.items()):
+            stamps, host = host_scores([series[i] for i in members], [scores[i] for i in members])
+            target = output / folder / HOST_FILE
+            write_host(target, stamps, host)
+            written.append(target)
     return written

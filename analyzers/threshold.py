@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from otel_sysops.alerts import Finding, Severity
+from otel_sysops.findings import Finding, Severity
 from otel_sysops.plugin import Analyzer, AnalyzerContext
 from otel_sysops.settings import ThresholdRule
 from otel_sysops.store import AttrKey

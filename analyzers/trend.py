@@ -15,8 +15,8 @@ from opentelemetry.semconv._incubating.attributes.system_attributes import (
 )
 from opentelemetry.semconv._incubating.metrics import system_metrics as sm
 
-from otel_sysops.alerts import Finding, Severity
 from otel_sysops.churn import ChurningMeter
+from otel_sysops.findings import Finding, Severity
 from otel_sysops.plugin import Analyzer, AnalyzerContext
 from otel_sysops.settings import TrendRule
 from otel_sysops.store import AttrKey

@@ -123,7 +123,7 @@ def main() -> int:
 
     anomaly = analyzers["anomaly"]
     assert isinstance(anomaly, AnomalyAnalyzer)
-    state_bytes = sum(_nbytes(tracked.state) for tracked in anomaly._tracked.values())
+    state_bytes = _nbytes(anomaly.state)
     print(
         f"bytes per series: ring store {store.nbytes() / series:,.0f} (raw window + rollups), "
         f"ensemble state {state_bytes / series:,.0f}"

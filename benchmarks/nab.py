@@ -39,7 +39,15 @@ def main() -> int:
         out = args.keep or Path(tmp)
         start = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "otel_sysops", "analyze", str(nab / "data"), "--output", str(out)],
+            [
+                sys.executable,
+                "-m",
+                "otel_sysops",
+                "analyze",
+                str(nab / "data"),
+                "--output",
+                str(out),
+            ],
             check=True,
         )
         replay_seconds = time.perf_counter() - start

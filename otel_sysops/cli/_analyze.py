@@ -33,6 +33,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     parser.add_argument("input", type=Path, metavar="INPUT", help="CSV file or directory of CSV files")
     parser.add_argument("--output", "-o", type=Path, required=True, help="output file or directory")
+    parser.add_argument(
+        "--hosts",
+        action="store_true",
+        help=(
+            "treat every folder of CSV files as the series of one host and also write its host "
+            "incident score (mean of the 3 highest series scores) to host-score.csv there"
+        ),
+    )
     parser.set_defaults(func=_analyze)
 
 
@@ -43,7 +51,7 @@ def _analyze(args: argparse.Namespace) -> int:
     settings, _, _ = settings_from(args)
     params = replace(EnsembleParams(), seasonal=settings.analyzers.anomaly.seasonal)
     try:
-        written = replay(args.input, args.output, params)
+        written = replay(args.input, args.output, params, hosts=args.hosts)
     except ReplayInputError as exc:
         # Bad input is a usage error: one line naming the file and line, exit 2, nothing written.
         print(f"otel-sysops analyze: {exc}", file=sys.stderr)

@@ -76,7 +76,7 @@ class LeakRule(_Rule):
 
 
 class AnomalySettings(Section):
-    """The ensemble anomaly score exported as `sysops.anomaly.score` for every watched series."""
+    """The ensemble anomaly score of every watched series; `sysops.anomaly.score` per metric family."""
 
     enabled: bool = True
     # Metric names (shell-style wildcards) scored, and those never scored.
@@ -86,6 +86,19 @@ class AnomalySettings(Section):
     alert_score: float = Field(0.9, gt=0, le=1.0)
     # Subtract an hour-of-day baseline first (for series with a strong daily rhythm).
     seasonal: bool = False
+    # Metric names (wildcards) whose per-series scores are exported as `sysops.anomaly.series.score`
+    # (by default only the per-family maximum, the anomalous count and the top series are).
+    export_series: list[str] = []
+
+
+class CorrelationSettings(Section):
+    """The host incident score `sysops.anomaly.host.score` and one finding per incident."""
+
+    enabled: bool = True
+    # A host score at or above this opens an incident finding naming the top series.
+    alert_score: float = Field(0.6, gt=0, le=1.0)
+    # Seconds the host score must stay below half of alert_score before the incident clears.
+    clear_after: float = Field(600.0, ge=0)
 
 
 class TrendSettings(Section):
@@ -141,6 +154,7 @@ class AnalyzersSettings(Section):
     default_thresholds: bool = True
     thresholds: list[ThresholdRule] = []
     anomaly: AnomalySettings = AnomalySettings()
+    correlation: CorrelationSettings = CorrelationSettings()
     trend: TrendSettings = TrendSettings()
     leak: LeakSettings = LeakSettings()
     zscore: BaselineSettings = BaselineSettings()

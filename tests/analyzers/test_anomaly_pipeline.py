@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from analyzers.anomaly import SCORE_METRIC, AnomalyAnalyzer
+from analyzers.anomaly import SCORE_METRIC, SERIES_SCORE_METRIC, TOP_METRIC, AnomalyAnalyzer
+from analyzers.ensemble import EnsembleState, ensemble_step
 from analyzers.ewma import EwmaAnalyzer
 from analyzers.zscore import ZScoreAnalyzer, ZScoreParams, robust_z
 from otel_sysops.alerts import Severity
@@ -19,17 +20,17 @@ from .conftest import Rig
 LAT = "test.latency"
 
 
-def _scores(r: Rig) -> dict[str, float]:
+def _scores(r: Rig, name: str = SERIES_SCORE_METRIC) -> dict[str, float]:
     assert r.pipe.last_result is not None
     return {
-        p.attributes["host"]: p.value  # type: ignore[attr-defined]
+        p.attributes.get("host", ""): p.value  # type: ignore[attr-defined]
         for m, p in iter_points(r.pipe.last_result.data)
-        if m.name == SCORE_METRIC
+        if m.name == name
     }
 
 
 def test_every_series_gets_a_score_and_a_spike_fires_and_clears(rig: Callable[..., Rig]) -> None:
-    r = rig([LAT])
+    r = rig([LAT], analyzers={"anomaly": {"export_series": [LAT]}})
     r.add("anomaly", AnomalyAnalyzer)
     rng = np.random.default_rng(4)
     a, b = (("host", "a"),), (("host", "b"),)
@@ -46,8 +47,13 @@ def test_every_series_gets_a_score_and_a_spike_fires_and_clears(rig: Callable[..
             if i == 2501:
                 # Analyzer outputs are exported with the next tick's collection.
                 scores = _scores(r)
+                family = _scores(r, SCORE_METRIC)
+                top = _scores(r, TOP_METRIC)
     assert set(scores) == {"a", "b"}
     assert scores["a"] > 0.9 > scores["b"]
+    assert set(family) == {""}
+    assert family[""] == scores["a"]
+    assert top["a"] == scores["a"]
     assert [(i, f.severity, f.attributes["host"]) for i, f in events] == [
         (2500, Severity.INFO, "a"),
         (2530, None, "a"),
@@ -60,8 +66,8 @@ def test_own_outputs_are_not_scored(rig: Callable[..., Rig]) -> None:
     r.add("anomaly", AnomalyAnalyzer)
     for _ in range(3):
         r.tick({LAT: {(("host", "a"),): 1.0}})
-    tracked = r.pipe.analyzers["anomaly"]._tracked  # type: ignore[attr-defined]
-    assert list(tracked) == [LAT]
+    keys = r.pipe.analyzers["anomaly"].index.keys  # type: ignore[attr-defined]
+    assert [m for m, _ in keys] == [LAT]
 
 
 def test_zscore_rebaselines_after_a_level_shift(rig: Callable[..., Rig]) -> None:
@@ -109,7 +115,55 @@ def test_analyzers_load_from_entry_points(make_settings: Callable[..., Settings]
     pipe = Pipeline(make_settings(analyzers={"disabled": ["ewma"]}), load=False)
     try:
         pipe.load_analyzers()
-        assert sorted(pipe.analyzers) == ["anomaly", "gpu_rules", "leak", "threshold", "trend", "zscore"]
+        assert sorted(pipe.analyzers) == [
+            "anomaly",
+            "correlation",
+            "gpu_rules",
+            "leak",
+            "threshold",
+            "trend",
+            "zscore",
+        ]
         pipe.tick()
     finally:
         pipe.close(2.0)
+
+
+def test_the_batched_step_gives_the_per_metric_scores(rig: Callable[..., Rig]) -> None:
+    # Three metrics with series that come and go, stepped in one batch by the analyzer, against
+    # the ensemble stepped per metric on the same values.
+    metrics = ["test.a", "test.b", "test.c"]
+    r = rig(metrics)
+    analyzer = r.add("anomaly", AnomalyAnalyzer)
+    assert isinstance(analyzer, AnomalyAnalyzer)
+    params = analyzer.params
+    rng = np.random.default_rng(5)
+    per_metric = {m: EnsembleState.empty(2, params) for m in metrics}
+    for i in range(400):
+        values = {
+            m: {(("k", str(j)),): float(rng.normal(j + 1, 0.1 * (j + 1))) for j in range(2)} for m in metrics
+        }
+        if i == 300:
+            values["test.b"][(("k", "1"),)] = 40.0
+        r.tick(values)
+        board = analyzer.board.latest()
+        for m in metrics:
+            x = np.array([values[m][(("k", str(j)),)] for j in range(2)])
+            hours = np.full(2, int(r.now // 3600) % 24, dtype=np.int64)
+            expected = ensemble_step(params, per_metric[m], x, hours)
+            got = np.array([s for mm, s in zip(board.metrics, board.scores, strict=True) if mm == m])
+            assert np.array_equal(got, expected)
+    assert max(board.scores) >= 0  # the loop ran to the end
+
+
+def test_the_default_exposition_holds_one_score_per_family(rig: Callable[..., Rig]) -> None:
+    r = rig([LAT])
+    r.add("anomaly", AnomalyAnalyzer)
+    for i in range(5):
+        r.tick({LAT: {(("pid", str(p)),): float(p + i) for p in range(300)}})
+    assert r.pipe.last_result is not None
+    names = [(m.name, dict(p.attributes)) for m, p in iter_points(r.pipe.last_result.data)]  # type: ignore[attr-defined]
+    anomaly = [n for n in names if n[0].startswith("sysops.anomaly")]
+    assert len([n for n in anomaly if n[0] == SCORE_METRIC]) == 1
+    assert not [n for n in anomaly if n[0] == SERIES_SCORE_METRIC]
+    assert len(anomaly) <= 10

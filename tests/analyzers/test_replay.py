@@ -147,3 +147,27 @@ def test_the_installed_command_runs(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert len(_read(tmp_path / "o.csv")) == 301
+
+
+def test_hosts_mode_writes_the_host_score_of_each_folder(tmp_path: Path) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    _write(src / "web-1" / "cpu.csv", _series(600, spike=500))
+    _write(src / "web-1" / "load.csv", _series(600, spike=500))
+    _write(src / "web-1" / "disk.csv", _series(600))
+    _write(src / "web-2" / "cpu.csv", _series(600))
+    assert main(["analyze", str(src), "--output", str(out), "--hosts"]) == 0
+    web1 = _read(out / "web-1" / "host-score.csv")
+    assert web1[0] == ["timestamp", "host_score"]
+    assert len(web1) == 601
+    series = {
+        name: np.array([float(r[2]) for r in _read(out / "web-1" / f"{name}.csv")[1:]])
+        for name in ("cpu", "load", "disk")
+    }
+    host = np.array([float(r[1]) for r in web1[1:]])
+    expected = np.sort(np.vstack(list(series.values())), axis=0)[-3:].sum(axis=0) / 3
+    assert np.allclose(host, expected, atol=2e-6)
+    assert host[500] > 0.5
+    web2 = _read(out / "web-2" / "host-score.csv")
+    # One series alone counts for a third of the host score.
+    cpu2 = np.array([float(r[2]) for r in _read(out / "web-2" / "cpu.csv")[1:]])
+    assert np.allclose([float(r[1]) for r in web2[1:]], cpu2 / 3, atol=2e-6)
