@@ -48,6 +48,8 @@ def parse_cpu_table(text: str) -> Table:
             if line.strip():
                 out.malformed += 1
             continue
+        if name in ("ERR", "MIS"):  # /proc/interrupts' global error counts, not per CPU
+            continue
         words = rest.split()
         counts: dict[int, int] = {}
         for cpu, word in zip(cpus, words, strict=False):
@@ -55,8 +57,7 @@ def parse_cpu_table(text: str) -> Table:
                 break
             counts[cpu] = int(word)
         if not counts:
-            if name not in ("ERR", "MIS"):  # a single total, not per CPU
-                out.malformed += 1
+            out.malformed += 1
             continue
         out.rows[name] = counts
         label = " ".join(words[len(counts) :])
