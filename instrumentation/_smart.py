@@ -6,7 +6,8 @@ smartctl's JSON output (smartctl(8) `--json`, smartmontools' JSON format version
 (the NVMe base specification's SMART / Health Information log page, 02h: critical_warning,
 temperature, available_spare, available_spare_threshold, percentage_used, media_errors,
 num_err_log_entries, unsafe_shutdowns), for ATA `ata_smart_attributes.table` (id, name, value,
-worst, thresh, raw.value). `smartctl.exit_status` is a bit mask: bits 0-2 mean no usable reading.
+worst, thresh, raw.value). `smartctl.exit_status` is a bit mask: bits 0-1 (bad command line,
+device open failed) mean no reading; bit 3 is the FAILED verdict, which `smart_status` also gives.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-# smartctl(8) EXIT STATUS bits 0..2: bad command line, device open failed, command failed.
-_FATAL = 0b111
+# smartctl(8) EXIT STATUS bits 0 and 1: the command line did not parse, the device did not open.
+_FATAL = 0b11
 # ATA attribute ids reported as hw.errors, by error.type.
 ATA_ERRORS = {5: "reallocated", 197: "pending", 198: "uncorrectable"}
 
@@ -92,7 +93,7 @@ class Health:
 
     @property
     def state(self) -> str:
-        """hw.state: failed (SMART says so), degraded (an NVMe critical warning), else ok."""
+        """hw.state: failed (the SMART verdict), degraded (an NVMe critical warning without it), else ok."""
         if self.passed is False:
             return "failed"
         if self.critical_warning:

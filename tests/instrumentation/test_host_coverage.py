@@ -20,8 +20,8 @@ from instrumentation._linux.netstack import (
     parse_arp,
     parse_conntrack_stat,
     parse_snmp6,
-    parse_softnet,
     parse_sockstat,
+    parse_softnet,
 )
 from instrumentation._linux.timex import STA_UNSYNC, Timex
 from instrumentation.cpuhw import CpuHwCollector
@@ -444,9 +444,9 @@ def test_mdraid_states_members_degraded_and_recovery(server: Host, pipeline_for:
     text = _text(server, "proc/mdstat")
     # A second reading: each array's [n/m] and its (F)/(S) markers.
     blocks = dict(re.findall(r"^(md\d+) : .*\n\s+(\d+) blocks", text, re.M))
-    counts = dict(
-        (name, (int(n), int(m))) for name, n, m in re.findall(r"^(md\d+) : .*\n.*\[(\d+)/(\d+)\]", text, re.M)
-    )
+    counts = {
+        name: (int(n), int(m)) for name, n, m in re.findall(r"^(md\d+) : .*\n.*\[(\d+)/(\d+)\]", text, re.M)
+    }
     levels = dict(re.findall(r"^(md\d+) : active (?:\(auto-read-only\) )?(raid\d+)", text, re.M))
     assert set(counts) == {"md0", "md1", "md2"}
     for name, (n, m) in counts.items():
