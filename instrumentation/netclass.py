@@ -1,5 +1,8 @@
 """Network interfaces as sysfs sees them: link state, carrier and its changes, speed, MTU, queue
-length, duplex, bonding slaves; carrier flaps over the last five minutes.
+length, duplex, bonding slaves; carrier flaps over the last five minutes. `hw.network.up` covers
+the physical adapters (those with a `device` link) and bonds that are administratively up (IFF_UP
+in `flags`), so a bridge or veth without carrier and an interface taken down on purpose never
+look like a broken link.
 
 Source: {sysfs}/class/net/<iface>/ (Documentation/ABI/testing/sysfs-class-net) and, for bonds,
 bonding/slaves with each slave's bonding_slave/mii_status (Documentation/networking/bonding.rst).
@@ -15,9 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.semconv._incubating.attributes.hw_attributes import HW_ID, HW_TYPE
 from opentelemetry.semconv._incubating.attributes.network_attributes import (
     NETWORK_INTERFACE_NAME,
 )
+from opentelemetry.semconv._incubating.metrics import hw_metrics as hm
 
 from otel_sysops.churn import ChurningMeter
 from otel_sysops.plugin import Collector, CollectorContext
@@ -27,6 +32,7 @@ from ._source import require_readable
 from .network import interface_selected
 
 UP = "sysops.network.interface.up"
+IFF_UP = 0x1  # include/uapi/linux/if.h: administratively up
 CARRIER = "sysops.network.interface.carrier"
 CARRIER_CHANGES = "sysops.network.interface.carrier.changes"
 FLAPS = "sysops.network.interface.carrier.flaps"
@@ -45,6 +51,8 @@ class NetClassSnapshot:
 
     interfaces: dict[str, Interface] = field(default_factory=dict)
     flaps: dict[str, int] = field(default_factory=dict)
+    # Physical adapters (a `device` link) and bonds that are administratively up -> link up
+    links: dict[str, bool] = field(default_factory=dict)
 
 
 def _read(path: Path) -> str | None:
@@ -57,8 +65,10 @@ def _read(path: Path) -> str | None:
 class NetClassCollector(Collector[NetClassSnapshot]):
     """`sysops.network.interface.*` and `sysops.network.bond.slaves`."""
 
-    def __init__(self, ctx: CollectorContext) -> None:
+    def __init__(self, ctx: CollectorContext, clock: Callable[[], float] | None = None) -> None:
+        """`clock`: monotonic seconds for the flap window (default: the tick's own time)."""
         super().__init__(ctx)
+        self._clock = clock
         self._dir = ctx.sysfs / "class" / "net"
         require_readable(self._dir)
         cfg = ctx.settings.instrumentation.network
@@ -67,6 +77,8 @@ class NetClassCollector(Collector[NetClassSnapshot]):
         self._history: dict[str, deque[tuple[float, int]]] = {}
 
     def sample(self, now: float) -> NetClassSnapshot:
+        if self._clock is not None:
+            now = self._clock()
         snap = NetClassSnapshot()
         try:
             names = sorted(os.listdir(self._dir))
@@ -81,6 +93,15 @@ class NetClassCollector(Collector[NetClassSnapshot]):
                 continue  # gone between listing and reading
             self.ctx.count_error("malformed_line", iface.malformed)
             snap.interfaces[name] = iface
+            path = self._dir / name
+            flags = _read(path / "flags")
+            try:
+                admin_up = flags is not None and bool(int(flags.strip(), 16) & IFF_UP)
+            except ValueError:
+                self.ctx.count_error("malformed_line")
+                admin_up = False
+            if admin_up and ((path / "device").exists() or (path / "bonding").is_dir()):
+                snap.links[name] = iface.texts.get("operstate") == "up" and iface.ints.get("carrier", 0) == 1
             changes = iface.ints.get("carrier_changes")
             if changes is not None:
                 history = self._history.setdefault(name, deque())
@@ -93,6 +114,12 @@ class NetClassCollector(Collector[NetClassSnapshot]):
         return snap
 
     def register(self, meter: Meter, churn: ChurningMeter) -> None:
+        meter.create_observable_up_down_counter(
+            hm.HW_NETWORK_UP,
+            [self._links],
+            "1",
+            "Link up (1) or down (0) of physical adapters and bonds that are administratively up",
+        )
         meter.create_observable_gauge(
             UP, [self._up], "1", "Interface operationally up (operstate up: 1, else 0)"
         )
@@ -119,6 +146,10 @@ class NetClassCollector(Collector[NetClassSnapshot]):
 
     def _items(self) -> Iterable[tuple[str, Interface]]:
         return ({} if self.snapshot is None else self.snapshot.interfaces).items()
+
+    def _links(self, _: CallbackOptions) -> Iterable[Observation]:
+        for name, up in ({} if self.snapshot is None else self.snapshot.links).items():
+            yield Observation(1 if up else 0, {HW_ID: name, HW_TYPE: "network", NETWORK_INTERFACE_NAME: name})
 
     def _up(self, _: CallbackOptions) -> Iterable[Observation]:
         for name, iface in self._items():

@@ -194,6 +194,10 @@ def test_netclass_link_state_speed_mtu_and_bond_slaves(server: Host, pipeline_fo
     assert (
         values[key("sysops.network.bond.slaves", **bond, **{"sysops.network.bond.slave.state": "down"})] == 1
     )
+    # hw.network.up: physical adapters and bonds that are administratively up (flags & IFF_UP);
+    # eno1 is down on purpose and lo is neither: not reported.
+    links = {dict(a)["hw.id"]: v for a, v in of(values, "hw.network.up").items()}
+    assert links == {"eth0": 1, "eth1": 0, "bond0": 1}
     info = next(a for a in of(values, "sysops.network.interface.info") if dict(a)[IFACE] == "eth0")
     assert dict(info)["sysops.network.interface.duplex"] == "full"
     assert errors(pipe, "netclass") == {}
