@@ -30,6 +30,7 @@ from instrumentation.mdraid import MdRaidCollector
 from instrumentation.memdetail import MemDetailCollector
 from instrumentation.netclass import NetClassCollector
 from instrumentation.netstack import NetStackCollector
+from instrumentation.sensors import SensorsCollector
 from instrumentation.timesync import TimeCollector
 from tests.conftest import FIXTURES
 from tests.instrumentation.conftest import Build, Host, add, errors, key, of, points
@@ -482,6 +483,7 @@ def test_every_family_reports_on_the_server_tree(server: Host, pipeline_for: Bui
         ("cpu_hw", CpuHwCollector),
         ("memory_detail", MemDetailCollector),
         ("mdraid", MdRaidCollector),
+        ("sensors", SensorsCollector),
     ):
         add(pipe, settings, name, cls)
     add(pipe, settings, "time", TimeCollector, source=RecordedTimex())
@@ -491,7 +493,7 @@ def test_every_family_reports_on_the_server_tree(server: Host, pipeline_for: Bui
         for rm in data.resource_metrics
         for sm in rm.scope_metrics
     }
-    for name in ("netstack", "netclass", "kernel", "cpu_hw", "memory_detail", "mdraid", "time"):
+    for name in ("netstack", "netclass", "kernel", "cpu_hw", "memory_detail", "mdraid", "sensors", "time"):
         assert scopes.get(name, 0) > 0, name
     assert sum(1 for _ in points(data)) > 300  # about node_exporter's default breadth on this tree
 
@@ -566,3 +568,43 @@ def test_malformed_mdstat_lines_are_counted(server: Host, pipeline_for: Build) -
     values = points(pipe.tick().data)
     assert errors(pipe, "mdraid") == {"malformed_line": 2}
     assert len(of(values, "sysops.raid.active")) == 4
+
+
+# -- hardware sensors -----------------------------------------------------------------------------
+
+
+def test_sensors_fans_voltages_power_thermal_supplies_energy_dimms(server: Host, pipeline_for: Build) -> None:
+    pipe, settings = pipeline_for(server)
+    add(pipe, settings, "sensors", SensorsCollector)
+    values = points(pipe.tick().data)
+    chip = server.sysfs / "class" / "hwmon" / "hwmon1"
+    for path in sorted(chip.glob("*_input")):
+        prefix = path.name.removesuffix("_input")
+        kind = re.match(r"[a-z]+", prefix).group(0)  # type: ignore[union-attr]
+        label_file = chip / f"{prefix}_label"
+        label = label_file.read_text().strip() if label_file.exists() else f"nct6798 {prefix}"
+        metric, hw_type, scale = {
+            "fan": ("hw.fan.speed", "fan", 1),
+            "in": ("hw.voltage", "voltage", 1e-3),
+            "power": ("hw.power", "power", 1e-6),
+            "curr": ("sysops.hw.current", "current", 1e-3),
+        }[kind]
+        attrs = {"hw.id": f"hwmon1/{prefix}", "hw.name": label, "hw.type": hw_type, "hw.parent": "nct6798"}
+        assert values[key(metric, **attrs)] == pytest.approx(int(path.read_text()) * scale)
+    # SYS_FAN1 raises its alarm (stopped): degraded.
+    fan2 = {"hw.id": "hwmon1/fan2", "hw.name": "SYS_FAN1", "hw.type": "fan"}
+    assert values[key("hw.status", **fan2, **{"hw.state": "degraded"})] == 1
+    assert values[key("hw.status", **fan2, **{"hw.state": "ok"})] == 0
+    for zone in sorted((server.sysfs / "class" / "thermal").iterdir()):
+        attrs = {"hw.id": zone.name, "hw.name": (zone / "type").read_text().strip(), "hw.type": "temperature"}
+        assert values[key("hw.temperature", **attrs)] == int((zone / "temp").read_text()) / 1000
+    psu2 = {"hw.id": "PSU2", "hw.name": "PSU2", "hw.type": "power_supply"}
+    assert values[key("hw.status", **psu2, **{"hw.state": "failed"})] == 1
+    assert values[key("hw.battery.charge", **{"hw.id": "BAT0", "hw.type": "battery"})] == 0.87
+    for rapl in sorted((server.sysfs / "class" / "powercap").iterdir()):
+        attrs = {"hw.id": rapl.name, "hw.name": (rapl / "name").read_text().strip(), "hw.type": "cpu"}
+        assert values[key("hw.energy", **attrs)] == int((rapl / "energy_uj").read_text()) / 1e6
+    dimm = {"hw.id": "mc1/dimm0", "hw.name": "CPU_SrcID#1_MC#0_Chan#0_DIMM#0", "hw.type": "memory"}
+    assert values[key("hw.errors", **dimm, **{"error.type": "corrected"})] == 5
+    assert len(of(values, "hw.errors")) == 8  # 4 DIMMs x corrected, uncorrected
+    assert errors(pipe, "sensors") == {}
