@@ -316,7 +316,9 @@ class CpuCollector(Collector[CpuSnapshot]):
 
     def _frequency(self, _: CallbackOptions) -> Iterable[Observation]:
         snap = self.snapshot
-        for cpu, hz in ({} if snap is None or snap.frequency is None else snap.frequency).items():
+        if snap is None or snap.frequency is None:
+            return
+        for cpu, hz in snap.frequency.items():
             yield Observation(hz, {CPU_LOGICAL_NUMBER: cpu, FREQUENCY_SOURCE: snap.frequency_source[cpu]})
 
     def _load_callback(self, window: str) -> Callable[[CallbackOptions], Iterable[Observation]]:

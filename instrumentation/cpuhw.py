@@ -118,7 +118,7 @@ class CpuHwCollector(Collector[CpuHwSnapshot]):
         return snap
 
     def _read_vulnerabilities(self) -> dict[str, str]:
-        out = {}
+        out: dict[str, str] = {}
         vdir = self._dir / "vulnerabilities"
         try:
             names = sorted(os.listdir(vdir))

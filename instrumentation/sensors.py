@@ -130,10 +130,10 @@ class SensorsCollector(Collector[SensorsSnapshot]):
             zones = sorted(p for p in os.listdir(self._rapl) if p.startswith("intel-rapl:"))
         except OSError:
             zones = []
-        for zone in zones:
-            uj = self._number(self._rapl / zone / "energy_uj")
+        for rapl in zones:
+            uj = self._number(self._rapl / rapl / "energy_uj")
             if uj is not None:
-                snap.energy.append((zone, _read(self._rapl / zone / "name") or zone, uj / 1e6))
+                snap.energy.append((rapl, _read(self._rapl / rapl / "name") or rapl, uj / 1e6))
         for m, mc in _numbered(self._edac, "mc"):
             for d, dimm in _numbered(mc, "dimm"):
                 label = _read(dimm / "dimm_label") or f"mc{m}/dimm{d}"
