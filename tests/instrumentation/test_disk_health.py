@@ -13,7 +13,7 @@ import pytest
 from instrumentation._smart import SubprocessSmartctl, health, scan
 from instrumentation.diskhealth import DiskHealthCollector
 from otel_sysops.errors import CollectorUnavailableError
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, need_binary
 from tests.instrumentation.conftest import Build, add, errors, key, of, points
 
 RECORDED = FIXTURES / "smartctl"
@@ -144,9 +144,7 @@ def test_health_ignores_wrong_types() -> None:
 
 
 def test_real_smartctl_without_devices_reports_nothing_and_fails_nothing(pipeline_for: Build) -> None:
-    program = shutil.which("smartctl")
-    if program is None:
-        pytest.skip("smartmontools is not installed")
+    program = need_binary("smartctl")  # smartmontools
     # This machine has no disk smartctl can scan: the collector runs, reports no disk, counts nothing.
     assert scan(SubprocessSmartctl(program, 30).run(["--scan"])) == []
     pipe, settings = pipeline_for(None)
