@@ -33,6 +33,22 @@ class _Families:
         return iter(self._families)
 
 
+def _one_family_per_name(families: Iterable[PromMetric]) -> list[PromMetric]:
+    """Merge families of the same name and type: two collectors may export one semantic-convention
+    metric (hw.temperature from hwmon and from disks) with different descriptions, and a second
+    HELP/TYPE line for a name makes the whole scrape unparsable. Each sample keeps its own labels."""
+    first: dict[tuple[str, str], PromMetric] = {}
+    out: list[PromMetric] = []
+    for family in families:
+        seen = first.get((family.name, family.type))
+        if seen is None:
+            first[(family.name, family.type)] = family
+            out.append(family)
+        else:
+            seen.samples.extend(family.samples)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Health:
     """What /healthz and /readyz report."""
@@ -62,7 +78,7 @@ class PrometheusSink:
         # Scope labels (otel_scope_*) on every series would only add cardinality: one scope per metric here.
         translator = _CustomCollector(disable_target_info=False, scope_info_enabled=False)
         translator.add_metrics_data(data)
-        families = list(translator.collect())
+        families = _one_family_per_name(translator.collect())
         text = self._renderer.render(families)
         with self._lock:
             self._families = families

@@ -160,3 +160,41 @@ def test_no_smartctl_means_unavailable(pipeline_for: Build) -> None:
     pipe, settings = pipeline_for(None, instrumentation={"disk_health": {"smartctl": "no-such-smartctl"}})
     with pytest.raises(CollectorUnavailableError, match="no-such-smartctl not found"):
         add(pipe, settings, "disk_health", DiskHealthCollector)
+
+
+def test_hw_metrics_of_several_collectors_render_as_one_prometheus_family(
+    tmp_path: Path, pipeline_for: Build
+) -> None:
+    import subprocess
+
+    from instrumentation.hardware import HardwareCollector
+    from instrumentation.sensors import SensorsCollector
+    from otel_sysops.sinks._prometheus import PrometheusSink
+
+    promtool = need_binary("promtool")
+    root = tmp_path / "host"
+    shutil.copytree(FIXTURES / "server2s", root)
+    shutil.copytree(
+        FIXTURES / "numa2-edac" / "sys" / "class" / "hwmon",
+        root / "sys" / "class" / "hwmon",
+        dirs_exist_ok=True,
+    )
+    pipe, settings = pipeline_for(None, procfs=root / "proc", sysfs=root / "sys", host_root=root)
+    sink = PrometheusSink()
+    pipe.add_sink(sink)
+    add(pipe, settings, "sensors", SensorsCollector)
+    add(pipe, settings, "hardware", HardwareCollector)
+    disk = add(pipe, settings, "disk_health", DiskHealthCollector, runner=RecordedSmartctl())
+    pipe.tick()
+    assert disk.wait(30.0)
+    pipe.tick()
+    text = sink.render().decode()
+    # hw.temperature comes from hwmon (hardware), thermal zones (sensors) and disks (disk_health).
+    assert text.count("# TYPE hw_temperature_celsius gauge") == 1
+    assert 'hw_temperature_celsius{hw_id="nvme0",hw_type="physical_disk"} 38.0' in text
+    assert 'hw_id="thermal_zone0"' in text
+    assert text.count("# TYPE hw_status gauge") == 1
+    lint = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    )
+    assert "parsing error" not in lint.stdout + lint.stderr, lint.stdout + lint.stderr
