@@ -222,6 +222,7 @@ class CpuCollector(Collector[CpuSnapshot]):
         try:
             text = self.ctx.files.read_text(path)
         except OSError as exc:
+            self.ctx.count_error("missing_file" if isinstance(exc, FileNotFoundError) else "read_error")
             self._warn_once("loadavg", "load average skipped: cannot read %s: %s", path, exc.strerror)
             return None
         load = parse_loadavg(text)

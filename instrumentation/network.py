@@ -278,21 +278,15 @@ class NetworkCollector(Collector[NetworkSnapshot]):
         _log.warning("network: %s disabled: %s", part, exc)
 
     def sample(self, now: float) -> NetworkSnapshot:
-        files = self.ctx.files
         snap = NetworkSnapshot()
         dev_text = self._optional.read(self._dev_path)
         if dev_text is not None:
             snap.dev = parse_net_dev(dev_text)
             self.ctx.count_error("malformed_line", snap.dev.malformed)
         for fname in ("snmp", "netstat"):
-            if fname in self._disabled:
-                continue
-            try:
-                parse_snmp(files.read_text(self.net_dir / fname), snap.proto)
-            except FileNotFoundError:
-                self._disabled.add(fname)
-            except OSError as exc:
-                self._disable(fname, exc)
+            text = self._optional.read(self.net_dir / fname)
+            if text is not None:
+                parse_snmp(text, snap.proto)
         self.ctx.count_error("malformed_line", snap.proto.malformed)
         snap.sockets = self._count_sockets()
         if "conntrack" not in self._disabled:

@@ -130,7 +130,7 @@ def test_missing_loadavg_and_malformed_lines_do_not_stop_the_family(
     values = points(pipe.tick().data)
     assert not of(values, "system.cpu.load_average.1m")
     assert values[key("system.cpu.logical.count")] == 8
-    assert errors(pipe, "cpu") == {"malformed_line": 2}
+    assert errors(pipe, "cpu") == {"malformed_line": 2, "missing_file": 1}
 
 
 def test_live_cpu_times_agree_with_psutil(pipeline_for: Build) -> None:
