@@ -68,7 +68,7 @@ def _read(path: Path) -> str | None:
 
 
 class CpuHwCollector(Collector[CpuHwSnapshot]):
-    """`sysops.cpu.frequency.limit`, `.governor`, `.throttles`, `sysops.cpu.vulnerability`."""
+    """`sysops.cpu.frequency.limit`, `.governor`, `.throttles`, `.package.throttles`, `.vulnerability`."""
 
     def __init__(self, ctx: CollectorContext) -> None:
         super().__init__(ctx)
@@ -144,7 +144,13 @@ class CpuHwCollector(Collector[CpuHwSnapshot]):
             "sysops.cpu.throttles",
             [self._throttles],
             "{event}",
-            "Times a core or a package was throttled for temperature",
+            "Times each logical CPU's core was throttled for temperature",
+        )
+        meter.create_observable_counter(
+            "sysops.cpu.package.throttles",
+            [self._package_throttles],
+            "{event}",
+            "Times each package (socket) was throttled for temperature",
         )
         meter.create_observable_gauge(
             "sysops.cpu.vulnerability",
@@ -167,9 +173,11 @@ class CpuHwCollector(Collector[CpuHwSnapshot]):
         if snap is None:
             return
         for cpu, n in snap.core_throttles.items():
-            yield Observation(n, {CPU_LOGICAL_NUMBER: cpu, "sysops.cpu.throttle.scope": "core"})
-        for package, n in snap.package_throttles.items():
-            yield Observation(n, {"sysops.cpu.socket": package, "sysops.cpu.throttle.scope": "package"})
+            yield Observation(n, {CPU_LOGICAL_NUMBER: cpu})
+
+    def _package_throttles(self, _: CallbackOptions) -> Iterable[Observation]:
+        for package, n in ({} if self.snapshot is None else self.snapshot.package_throttles).items():
+            yield Observation(n, {"sysops.cpu.socket": package})
 
     def _vulnerabilities(self, _: CallbackOptions) -> Iterable[Observation]:
         for name, state in ({} if self.snapshot is None else self.snapshot.vulnerabilities).items():

@@ -102,12 +102,14 @@ class DiskHealthCollector(Collector[dict[str, Health]]):
             _log.warning(msg, *args)
 
     def sample(self, now: float) -> dict[str, Health]:
+        # The readings finished so far; a round started now shows from a later tick on.
+        with self._lock:
+            latest = dict(self._latest)
         if (self._due is None or now >= self._due) and (self._worker is None or not self._worker.is_alive()):
             self._due = now + self._interval
             self._worker = threading.Thread(target=self.refresh, name="smartctl", daemon=True)
             self._worker.start()
-        with self._lock:
-            return dict(self._latest)
+        return latest
 
     def wait(self, timeout: float) -> bool:
         """Wait for a running refresh to finish; True when none is running any more."""
@@ -161,11 +163,12 @@ class DiskHealthCollector(Collector[dict[str, Health]]):
 
     def _status(self, _: CallbackOptions) -> Iterable[Observation]:
         for disk in self._disks():
-            attrs: dict[str, str] = {**DISK, HW_ID: disk.id}
-            if disk.model:
-                attrs[HW_MODEL] = disk.model
-            if disk.serial:
-                attrs[HW_SERIAL_NUMBER] = disk.serial
+            attrs = {
+                **DISK,
+                HW_ID: disk.id,
+                HW_MODEL: disk.model or "unknown",
+                HW_SERIAL_NUMBER: disk.serial or "unknown",
+            }
             for state in STATES:
                 yield Observation(1 if disk.state == state else 0, {**attrs, HW_STATE: state})
 

@@ -64,10 +64,8 @@ class MdRaidCollector(Collector[MdStat]):
 
     @staticmethod
     def _attrs(name: str, array: Array) -> dict[str, str]:
-        attrs = {ARRAY: name}
-        if array.level is not None:
-            attrs[LEVEL] = array.level
-        return attrs
+        # An inactive array shows no level: "unknown", so every point has the same keys.
+        return {ARRAY: name, LEVEL: array.level or "unknown"}
 
     def _active(self, _: CallbackOptions) -> Iterable[Observation]:
         for name, array in self._arrays():

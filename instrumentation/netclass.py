@@ -188,9 +188,10 @@ class NetClassCollector(Collector[NetClassSnapshot]):
     def _info(self, _: CallbackOptions) -> Iterable[Observation]:
         for name, iface in self._items():
             attrs = {NETWORK_INTERFACE_NAME: name}
+            # Every point carries the same keys ("unknown" when the file is absent or unreadable,
+            # as duplex is while an interface is down): exporters fill missing keys differently.
             for attr in ("operstate", "duplex", "address"):
-                if attr in iface.texts:
-                    attrs[f"sysops.network.interface.{attr}"] = iface.texts[attr]
+                attrs[f"sysops.network.interface.{attr}"] = iface.texts.get(attr, "unknown")
             yield Observation(1, attrs)
 
     def _slaves(self, _: CallbackOptions) -> Iterable[Observation]:

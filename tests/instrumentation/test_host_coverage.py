@@ -356,13 +356,9 @@ def test_cpu_hw_frequency_limits_governors_throttles_vulnerabilities(
             == 1
         )
         count = int((cpus / f"cpu{cpu}" / "thermal_throttle" / "core_throttle_count").read_text())
-        assert values[key("sysops.cpu.throttles", **{CPU: cpu, "sysops.cpu.throttle.scope": "core"})] == count
+        assert values[key("sysops.cpu.throttles", **{CPU: cpu})] == count
     # Package counts once per socket, not once per CPU.
-    package = {
-        dict(a)["sysops.cpu.socket"]: v
-        for a, v in of(values, "sysops.cpu.throttles").items()
-        if "sysops.cpu.socket" in dict(a)
-    }
+    package = {dict(a)["sysops.cpu.socket"]: v for a, v in of(values, "sysops.cpu.package.throttles").items()}
     assert package == {0: 11, 1: 22}
     vulns = {
         dict(a)["sysops.cpu.vulnerability.name"]: dict(a)["sysops.cpu.vulnerability.state"]
@@ -469,8 +465,9 @@ def test_mdraid_states_members_degraded_and_recovery(server: Host, pipeline_for:
     md2 = {"sysops.raid.array": "md2", "sysops.raid.level": "raid10"}
     assert values[key("sysops.raid.sync.progress", **md2, **{"sysops.raid.sync.action": "resync"})] == 0.0
     # md3 is inactive: no level, no member counts, but it is listed.
-    assert values[key("sysops.raid.active", **{"sysops.raid.array": "md3"})] == 0
-    assert key("sysops.raid.degraded", **{"sysops.raid.array": "md3"}) not in values
+    md3 = {"sysops.raid.array": "md3", "sysops.raid.level": "unknown"}
+    assert values[key("sysops.raid.active", **md3)] == 0
+    assert key("sysops.raid.degraded", **md3) not in values
     assert errors(pipe, "mdraid") == {}
 
 
