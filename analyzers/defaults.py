@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from typing import TypeVar
 
 from opentelemetry.semconv._incubating.attributes.disk_attributes import DISK_IO_DIRECTION
-from opentelemetry.semconv._incubating.attributes.hw_attributes import HW_ID, HW_NAME, HW_TYPE
+from opentelemetry.semconv._incubating.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv._incubating.attributes.hw_attributes import HW_ID, HW_NAME, HW_STATE, HW_TYPE
+from opentelemetry.semconv._incubating.attributes.network_attributes import NETWORK_INTERFACE_NAME
 from opentelemetry.semconv._incubating.attributes.system_attributes import (
     SYSTEM_DEVICE,
     SYSTEM_FILESYSTEM_MOUNTPOINT,
@@ -30,6 +32,10 @@ CPU_BUSY = "sysops.cpu.busy"
 INODES_UTILIZATION = "sysops.filesystem.inodes.utilization"
 FD_UTILIZATION = "sysops.fd.utilization"
 DISK_OPERATION_TIME_AVERAGE = "sysops.disk.operation_time.average"
+TIME_SYNC = "sysops.time.sync.status"
+CARRIER_FLAPS = "sysops.network.interface.carrier.flaps"
+RAID_DEGRADED = "sysops.raid.degraded"
+DISK_CRITICAL_WARNING = "sysops.disk.health.critical_warning"
 
 _MINUTE = 60.0
 
@@ -79,6 +85,26 @@ DEFAULT_THRESHOLDS: tuple[ThresholdRule, ...] = (
     _rule(
         hw.HW_GPU_MEMORY_UTILIZATION, 0.90, 0.98, hysteresis=0.02, **{"for": 2 * _MINUTE}, display="percent"
     ),
+    # The kernel marks the clock unsynchronised (no NTP/PTP daemon disciplining it) for 10 minutes.
+    _rule(TIME_SYNC, 0.5, None, comparison="<", **{"for": 10 * _MINUTE}, display="number"),
+    # A physical adapter or bond that is administratively up has lost its link.
+    _rule(hw.HW_NETWORK_UP, None, 0.5, comparison="<", **{"for": 30.0}, display="number"),
+    # Two flaps (four carrier changes) within five minutes.
+    _rule(CARRIER_FLAPS, 4, None, comparison=">=", display="number"),
+    # A software RAID array runs with fewer members in sync than it is made of.
+    _rule(RAID_DEGRADED, None, 0.5, display="number"),
+    # Disk health: an NVMe critical warning bit, a FAILED SMART verdict, media errors, wear.
+    _rule(DISK_CRITICAL_WARNING, None, 0.5, display="number"),
+    _rule(hw.HW_STATUS, None, 0.5, match={HW_TYPE: "physical_disk", HW_STATE: "failed"}, display="number"),
+    _rule(hw.HW_ERRORS, 0.5, None, match={HW_TYPE: "physical_disk", ERROR_TYPE: "media"}, display="number"),
+    _rule(
+        hw.HW_PHYSICAL_DISK_ENDURANCE_UTILIZATION,
+        0.10,
+        0.03,
+        comparison="<",
+        match={"hw.physical_disk.state": "remaining"},
+        display="percent",
+    ),
 )
 
 DEFAULT_TRENDS: tuple[TrendRule, ...] = (
@@ -127,6 +153,19 @@ def subject(metric: str, attrs: Mapping[str, str]) -> str:
         named[DISK_OPERATION_TIME_AVERAGE] = (
             f"disk {device} average {direction + ' ' if direction else ''}time per operation"
         )
+    iface = attrs.get(NETWORK_INTERFACE_NAME)
+    named[TIME_SYNC] = "clock synchronisation"
+    if iface:
+        named[hw.HW_NETWORK_UP] = f"link of {iface}"
+        named[CARRIER_FLAPS] = f"carrier changes of {iface} in 5 min"
+    if "sysops.raid.array" in attrs:
+        named[RAID_DEGRADED] = f"RAID array {attrs['sysops.raid.array']} degraded"
+    disk = attrs.get(HW_ID) if attrs.get(HW_TYPE) == "physical_disk" else None
+    if disk:
+        named[DISK_CRITICAL_WARNING] = f"disk {disk} critical warning"
+        named[hw.HW_STATUS] = f"disk {disk} health"
+        named[hw.HW_ERRORS] = f"disk {disk} media errors"
+        named[hw.HW_PHYSICAL_DISK_ENDURANCE_UTILIZATION] = f"disk {disk} endurance remaining"
     if gpu:
         named[hw.HW_TEMPERATURE] = f"GPU {gpu} temperature"
         named[hw.HW_GPU_MEMORY_UTILIZATION] = f"GPU {gpu} memory used"

@@ -6,7 +6,11 @@
    free localhost port: its own CPU (utime+stime from /proc/<pid>/stat) over N scrapes;
 3. `opentelemetry-instrumentation-system-metrics` with an InMemoryMetricReader: CPU per collection.
 
-Usage: python benchmarks/host_collection.py [--n 50] [--profile]
+The CPU cost per series is compared inside one run with a peer: the same pipeline restricted to
+the collectors of an earlier release (`--peer`, default the thirteen collectors before the host
+coverage families), measured alternately with the full set (A B A B, `--rounds`).
+
+Usage: python benchmarks/host_collection.py [--n 50] [--rounds 2] [--peer cpu,memory,...] [--profile]
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from otel_sysops.pipeline import Pipeline, iter_points
 from otel_sysops.settings import Settings
 
 HZ = os.sysconf("SC_CLK_TCK")
+# The collectors before the host-coverage families (network stack, interfaces, time, kernel, CPU
+# hardware, memory detail, RAID, disk health) were added.
+EARLIER = "cpu,memory,gpu,paging,disk,filesystem,pressure,fd,system,hardware,network,process,cgroup"
 
 
 def free_port() -> int:
@@ -34,18 +41,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def ours(n: int) -> tuple[float, int, dict[str, float], Pipeline]:
-    """Return CPU ms per tick, series per tick, CPU ms per collector, and the pipeline."""
+def host_series(data: object) -> int:
+    """Count the points that describe the host (the agent's own `otel_sysops.*` left out)."""
+    return sum(1 for metric, _ in iter_points(data) if not metric.name.startswith("otel_sysops."))  # type: ignore[arg-type]
+
+
+def ours(n: int, enabled: list[str] | None = None) -> tuple[float, int, dict[str, float], Pipeline]:
+    """Return CPU ms per tick, host series per tick, CPU ms per collector, and the pipeline."""
     # A collection, not analysis: the analyzers (which node_exporter does not have) are off here;
     # benchmarks/tick.py measures the whole tick.
-    pipe = Pipeline(Settings(analyzers={"enabled": False}))
+    pipe = Pipeline(Settings(analyzers={"enabled": False}, instrumentation={"enabled": enabled}))
     for _ in range(2):
         pipe.tick()
     start = time.process_time()
     for _ in range(n):
         result = pipe.tick()
     per_tick = (time.process_time() - start) / n * 1000
-    series = sum(1 for _ in iter_points(result.data))
+    series = host_series(result.data)
     per_collector: dict[str, float] = {}
     for name, collector in pipe.collectors.items():
         start = time.process_time()
@@ -174,7 +186,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=50, help="collections per contender")
     parser.add_argument("--profile", action="store_true", help="profile the process collector")
+    parser.add_argument("--rounds", type=int, default=2, help="A B rounds of ours against the peer")
+    parser.add_argument("--peer", default=EARLIER, help="comma-separated collectors of the peer pipeline")
     args = parser.parse_args()
+
+    peer = [c for c in args.peer.split(",") if c]
+    pairs: list[tuple[float, int, float, int]] = []
+    for _ in range(args.rounds):
+        full_ms, full_series, _, full_pipe = ours(args.n)
+        full_pipe.close(1.0)
+        peer_ms, peer_series, _, peer_pipe = ours(args.n, peer)
+        peer_pipe.close(1.0)
+        pairs.append((full_ms, full_series, peer_ms, peer_series))
+    print("CPU per series, all collectors (A) against the peer collectors (B), alternately:")
+    print(
+        f"  {'round':>5} {'A ms':>7} {'A series':>9} {'A us/series':>12}"
+        f" {'B ms':>7} {'B series':>9} {'B us/series':>12} {'A/B':>6}"
+    )
+    for i, (a_ms, a_n, b_ms, b_n) in enumerate(pairs, 1):
+        a_per, b_per = a_ms * 1000 / a_n, b_ms * 1000 / b_n
+        print(
+            f"  {i:5d} {a_ms:7.2f} {a_n:9d} {a_per:12.2f}"
+            f" {b_ms:7.2f} {b_n:9d} {b_per:12.2f} {a_per / b_per:6.2f}"
+        )
+    print()
 
     our_ms, our_series, per_collector, pipe = ours(args.n)
     node = node_exporter(args.n)
@@ -184,7 +219,10 @@ def main() -> None:
         f"host: {os.cpu_count()} CPUs, {sum(1 for p in os.listdir('/proc') if p.isdecimal())} processes, "
         f"{args.n} collections each; collectors: {', '.join(sorted(pipe.collectors))}"
     )
-    print(f"{'':44} {'CPU ms/collection':>18} {'series':>7} {'CPU vs ours':>12} {'series vs ours':>15}")
+    print(
+        f"{'':44} {'CPU ms/collection':>18} {'series':>7} {'us/series':>10}"
+        f" {'CPU vs ours':>12} {'series vs ours':>15}"
+    )
     rows = [("otel-sysops (Pipeline, all collectors)", our_ms, our_series)]
     if node is not None:
         rows.append(("node_exporter 1.5 scrape (default collectors)", node[0], node[1]))
@@ -192,7 +230,10 @@ def main() -> None:
         print("node_exporter: not installed (apt-get install prometheus-node-exporter)")
     rows.append(("opentelemetry-instrumentation-system-metrics", sm_ms, sm_series))
     for name, ms, series in rows:
-        print(f"{name:44} {ms:18.2f} {series:7d} {ms / our_ms:11.2f}x {series / our_series:14.2f}x")
+        per = ms * 1000 / series
+        print(
+            f"{name:44} {ms:18.2f} {series:7d} {per:10.2f} {ms / our_ms:11.2f}x {series / our_series:14.2f}x"
+        )
     print("\nours, CPU ms per tick by stage:")
     for name, ms in tick_breakdown(pipe, args.n).items():
         print(f"  {name:34} {ms:7.2f}")
@@ -203,7 +244,7 @@ def main() -> None:
         print(f"  {name:52} {ms:7.2f}")
     print("\nours, CPU ms per collector sample (sample() only, files re-read):")
     for name, ms in sorted(per_collector.items(), key=lambda kv: -kv[1]):
-        print(f"  {name:12} {ms:7.2f}")
+        print(f"  {name:14} {ms:7.2f}")
     if args.profile and "process" in pipe.collectors:
         collector = pipe.collectors["process"]
         profile = cProfile.Profile()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
@@ -51,6 +51,8 @@ LOAD_AVERAGE = {
 SOCKET_UTILIZATION = "sysops.cpu.socket.utilization"
 SOCKET = "sysops.cpu.socket"
 BUSY = "sysops.cpu.busy"
+# Which file a CPU's system.cpu.frequency was read from: "cpufreq" or "cpuinfo".
+FREQUENCY_SOURCE = "sysops.cpu.frequency.source"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,8 @@ class CpuSnapshot:
     sockets: dict[int, dict[str, float]] | None = None
     load: LoadAvg | None = None
     frequency: dict[int, float] | None = None  # Hz
+    # cpu -> where its frequency came from: "cpufreq" (scaling_cur_freq) or "cpuinfo" (cpu MHz)
+    frequency_source: dict[int, str] = field(default_factory=dict)
     physical_cores: int | None = None
 
 
@@ -159,7 +163,9 @@ class CpuCollector(Collector[CpuSnapshot]):
                 snap.sockets = socket_utilization(self._previous, stat, self._topology.sockets)
         self._previous = stat
         snap.load = self._read_loadavg()
-        snap.frequency = self._read_frequency(cpus if self._topology.cpufreq else frozenset(), cpus)
+        snap.frequency = self._read_frequency(
+            cpus if self._topology.cpufreq else frozenset(), cpus, snap.frequency_source
+        )
         return snap
 
     # -- sources ---------------------------------------------------------------------------------
@@ -216,6 +222,7 @@ class CpuCollector(Collector[CpuSnapshot]):
         try:
             text = self.ctx.files.read_text(path)
         except OSError as exc:
+            self.ctx.count_error("missing_file" if isinstance(exc, FileNotFoundError) else "read_error")
             self._warn_once("loadavg", "load average skipped: cannot read %s: %s", path, exc.strerror)
             return None
         load = parse_loadavg(text)
@@ -223,17 +230,23 @@ class CpuCollector(Collector[CpuSnapshot]):
             self.ctx.count_error("malformed_line")
         return load
 
-    def _read_frequency(self, with_cpufreq: frozenset[int], cpus: frozenset[int]) -> dict[int, float]:
-        """Return Hz per CPU: cpufreq's scaling_cur_freq (kHz), else /proc/cpuinfo `cpu MHz`."""
+    def _read_frequency(
+        self, with_cpufreq: frozenset[int], cpus: frozenset[int], source: dict[int, str]
+    ) -> dict[int, float]:
+        """Return Hz per CPU: cpufreq's scaling_cur_freq (kHz), else /proc/cpuinfo `cpu MHz`;
+        record in `source` which one each CPU's figure came from."""
         out: dict[int, float] = {}
         for cpu in sorted(with_cpufreq):
             khz = self._read_value(self._cpu_dir / f"cpu{cpu}" / "cpufreq" / "scaling_cur_freq")
             if khz is not None and khz >= 0:
                 out[cpu] = khz * 1e3
+                source[cpu] = "cpufreq"
         missing = cpus - out.keys()
         if missing:
             mhz = self._read_cpuinfo().mhz
-            out.update({cpu: mhz[cpu] * 1e6 for cpu in missing if cpu in mhz})
+            for cpu in missing & mhz.keys():
+                out[cpu] = mhz[cpu] * 1e6
+                source[cpu] = "cpuinfo"
         return out
 
     # -- instruments -----------------------------------------------------------------------------
@@ -304,8 +317,10 @@ class CpuCollector(Collector[CpuSnapshot]):
 
     def _frequency(self, _: CallbackOptions) -> Iterable[Observation]:
         snap = self.snapshot
-        for cpu, hz in ({} if snap is None or snap.frequency is None else snap.frequency).items():
-            yield Observation(hz, {CPU_LOGICAL_NUMBER: cpu})
+        if snap is None or snap.frequency is None:
+            return
+        for cpu, hz in snap.frequency.items():
+            yield Observation(hz, {CPU_LOGICAL_NUMBER: cpu, FREQUENCY_SOURCE: snap.frequency_source[cpu]})
 
     def _load_callback(self, window: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         attr = {"1m": "m1", "5m": "m5", "15m": "m15"}[window]

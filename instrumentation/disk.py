@@ -8,6 +8,7 @@ devices are excluded by default through the `[instrumentation.disk]` patterns.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,7 +25,30 @@ from ._linux.diskstats import SECTOR, parse_diskstats
 from ._linux.oneline import parse_int
 from ._source import require_readable
 
+_log = logging.getLogger(__name__)
+
+# A partition's name: its disk's, then a number, after a "p" when the disk's ends in a digit.
+_PARTITION = re.compile(r"^(.*?\d)p\d+$|^(.*?\D)\d+$")
+
 OPERATION_TIME_AVERAGE = "sysops.disk.operation_time.average"
+
+# iostats.rst fields with no semantic convention: name -> (field, scale, unit, kind, description).
+# Discard fields need Linux 4.18, flush fields 5.5: a device whose line lacks them reports none.
+EXTRA_COUNTERS = {
+    "sysops.disk.io_time.weighted": (
+        "weighted_io_ms",
+        1e-3,
+        "s",
+        "Time spent doing I/O weighted by the operations in flight (the queue length integral)",
+    ),
+    "sysops.disk.discard.operations": ("discards", 1, "{operation}", "Discard operations completed"),
+    "sysops.disk.discard.merged": ("discards_merged", 1, "{operation}", "Adjacent discards merged"),
+    "sysops.disk.discard.io": ("sectors_discarded", SECTOR, "By", "Bytes discarded"),
+    "sysops.disk.discard.time": ("discard_ms", 1e-3, "s", "Time spent on completed discards"),
+    "sysops.disk.flush.operations": ("flushes", 1, "{operation}", "Flush requests completed"),
+    "sysops.disk.flush.time": ("flush_ms", 1e-3, "s", "Time spent on completed flush requests"),
+}
+IN_PROGRESS = "sysops.disk.operations.in_progress"
 
 # direction -> (operations, merged, sectors, milliseconds) fields of iostats.rst
 DIRECTIONS = {
@@ -79,10 +103,29 @@ class DiskCollector(Collector[DiskSnapshot]):
             else:
                 # sysfs names a device with "/" in it (cciss/c0d0) with "!" instead.
                 wanted = (self._block / name.replace("/", "!")).exists()
+                if not wanted and not self._is_partition(name):
+                    # Neither a whole device nor a known partition: say so instead of dropping it.
+                    self.ctx.count_error("no_sysfs_entry")
+                    _log.info(
+                        "disk: %s is in diskstats but not under %s; skipped (disk or partition?)",
+                        name,
+                        self._block,
+                    )
             if len(self._whole) > 10_000:  # bounded: device names churn on hosts that attach volumes
                 self._whole.clear()
             self._whole[name] = wanted
         return wanted
+
+    def _is_partition(self, name: str) -> bool:
+        """A partition: sysfs says so, or its name is a whole device's plus a number (sda1, nvme0n1p1)."""
+        node = name.replace("/", "!")
+        if (self.ctx.sysfs / "class" / "block" / node / "partition").exists():
+            return True
+        match = _PARTITION.match(name)
+        if match is None:
+            return False
+        disk = match.group(1) or match.group(2)
+        return (self._block / disk.replace("/", "!")).exists()
 
     def sample(self, now: float) -> DiskSnapshot:
         stats = parse_diskstats(self.ctx.files.read_text(self._path))
@@ -145,6 +188,24 @@ class DiskCollector(Collector[DiskSnapshot]):
             "s",
             "Seconds per operation completed since the last tick (0 when none completed)",
         )
+        self.register_extra(meter)
+
+    def register_extra(self, meter: Meter) -> None:
+        """The iostats fields beyond the semantic conventions: in flight, weighted time, discards, flushes."""
+        meter.create_observable_up_down_counter(
+            IN_PROGRESS, [self._field("in_progress", 1)], "{operation}", "Operations in flight now"
+        )
+        for name, (column, scale, unit, description) in EXTRA_COUNTERS.items():
+            meter.create_observable_counter(name, [self._field(column, scale)], unit, description)
+
+    def _field(self, column: str, scale: float) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def observe(_: CallbackOptions) -> Iterable[Observation]:
+            for name, c in ({} if self.snapshot is None else self.snapshot.devices).items():
+                value = c.get(column)
+                if value is not None:
+                    yield Observation(value * scale if scale != 1 else value, {SYSTEM_DEVICE: name})
+
+        return observe
 
     def _per_direction(self, index: int, scale: float) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(_: CallbackOptions) -> Iterable[Observation]:

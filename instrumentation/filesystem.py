@@ -17,7 +17,7 @@ import os
 import queue
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -137,17 +137,37 @@ def select_mounts(
     return sorted(best.values(), key=lambda m: m.mountpoint)
 
 
+DeviceOf = Callable[[str], int]
+
+
+def device_number(path: str) -> int:
+    """Return the device number of the filesystem holding `path` (stat(2) st_dev)."""
+    return os.stat(path).st_dev
+
+
+def mount_device(mount: Mount) -> int | None:
+    """Return mountinfo's major:minor as a device number (None when it does not parse)."""
+    major, _, minor = mount.device.partition(":")
+    try:
+        return os.makedev(int(major), int(minor))
+    except (ValueError, OverflowError):
+        return None
+
+
 class _Job:
     """One statvfs call; `done` is set when it returns or raises."""
 
-    def __init__(self, statvfs: Statvfs, path: str) -> None:
+    def __init__(self, statvfs: Statvfs, path: str, device_of: DeviceOf | None = None) -> None:
         self.done = threading.Event()
         self.result: StatvfsResult | None = None
         self.error: OSError | None = None
-        self._statvfs, self._path = statvfs, path
+        self.device: int | None = None
+        self._statvfs, self._path, self._device_of = statvfs, path, device_of
 
     def run(self) -> None:
         try:
+            if self._device_of is not None:
+                self.device = self._device_of(self._path)
             self.result = self._statvfs(self._path)
         except OSError as exc:
             self.error = exc
@@ -173,7 +193,11 @@ class _Worker:
 class FilesystemCollector(Collector[list[FsUsage]]):
     """`system.filesystem.usage`, `.utilization`, `.limit` and `sysops.filesystem.inodes.*`."""
 
-    def __init__(self, ctx: CollectorContext, statvfs: Statvfs | None = None) -> None:
+    def __init__(
+        self, ctx: CollectorContext, statvfs: Statvfs | None = None, device_of: DeviceOf | None = None
+    ) -> None:
+        """`device_of` gives a path's st_dev; by default stat(2) when `statvfs` is the real one,
+        and no check when a test stands in for statvfs without giving it."""
         super().__init__(ctx)
         candidates = [ctx.procfs / "1" / "mountinfo", ctx.procfs / "self" / "mountinfo"]
         self._mountinfo = next((p for p in candidates if os.access(p, os.R_OK)), None)
@@ -188,6 +212,7 @@ class FilesystemCollector(Collector[list[FsUsage]]):
         )
         self._timeout = cfg.timeout
         self._statvfs: Statvfs = statvfs or os.statvfs
+        self._device_of = device_of if device_of is not None or statvfs is not None else device_number
         # mountpoint -> its call still running past the deadline (at most one per mount)
         self._stuck: dict[str, _Job] = {}
         self._worker: _Worker | None = None
@@ -231,7 +256,7 @@ class FilesystemCollector(Collector[list[FsUsage]]):
                 del self._stuck[mount.mountpoint]
                 _log.info("filesystem %s answers again", mount.mountpoint)
                 self._warned.discard((mount.mountpoint, "hung"))
-            job = _Job(self._statvfs, self._host_path(mount.mountpoint))
+            job = _Job(self._statvfs, self._host_path(mount.mountpoint), self._device_of)
             if self._worker is None:
                 self._worker = _Worker()
             self._worker.jobs.put(job)
@@ -255,6 +280,21 @@ class FilesystemCollector(Collector[list[FsUsage]]):
                 self.ctx.count_error("statvfs")
                 self._warn_once(
                     mount.mountpoint, "error", "statvfs %s: %s", mount.mountpoint, job.error.strerror
+                )
+                continue
+            if job.device is not None and job.device != mount_device(mount):
+                # The path under the host root is not this mount (no mount propagation into the
+                # container): its figures would be another filesystem's under this one's labels.
+                self.ctx.count_error("device_mismatch")
+                self._warn_once(
+                    mount.mountpoint,
+                    "device",
+                    "filesystem %s: %s is on device %d:%d, not mountinfo's %s; skipped",
+                    mount.mountpoint,
+                    self._host_path(mount.mountpoint),
+                    os.major(job.device),
+                    os.minor(job.device),
+                    mount.device,
                 )
                 continue
             if job.result is not None:

@@ -33,6 +33,7 @@ from otel_sysops.plugin import Collector, CollectorContext
 from ._hostview import DEFAULT_PROCFS, check_network_view
 from ._linux.netdev import NetDev, ProtoCounters, parse_net_dev, parse_snmp
 from ._linux.sockets import SocketCounts
+from ._optional import OptionalFiles
 from ._sockets import ConnectionSource, NetlinkSource, ProcNetSource
 
 _log = logging.getLogger(__name__)
@@ -229,14 +230,13 @@ class NetworkCollector(Collector[NetworkSnapshot]):
         host_netns = cfg.host_netns if cfg.host_netns is not None else ctx.procfs != DEFAULT_PROCFS
         self.net_dir = ctx.procfs / "1" / "net" if host_netns else ctx.procfs / "net"
         self._dev_path = self.net_dir / "dev"
-        try:
-            self._dev_path.read_bytes()
-        except FileNotFoundError as exc:
-            raise CollectorUnavailableError(f"{self._dev_path} does not exist") from exc
-        except OSError as exc:
-            raise CollectorUnavailableError(f"{self._dev_path} cannot be read: {exc.strerror}") from exc
         conntrack = ctx.procfs / "sys" / "net" / "netfilter"
         self._conntrack = (conntrack / "nf_conntrack_count", conntrack / "nf_conntrack_max")
+        # Each source file feeds only its own figures: the family is off only when none exists.
+        sources = [self._dev_path, self.net_dir / "snmp", self.net_dir / "netstat", *self._conntrack]
+        if not any(os.access(p, os.R_OK) for p in sources):
+            raise CollectorUnavailableError(f"none of {self._dev_path}, snmp, netstat, conntrack is readable")
+        self._optional = OptionalFiles(ctx)
         self._disabled: set[str] = set()
         self._sources: list[ConnectionSource] = []
         if connection_sources is not None:
@@ -278,19 +278,15 @@ class NetworkCollector(Collector[NetworkSnapshot]):
         _log.warning("network: %s disabled: %s", part, exc)
 
     def sample(self, now: float) -> NetworkSnapshot:
-        files = self.ctx.files
         snap = NetworkSnapshot()
-        snap.dev = parse_net_dev(files.read_text(self._dev_path))
-        self.ctx.count_error("malformed_line", snap.dev.malformed)
+        dev_text = self._optional.read(self._dev_path)
+        if dev_text is not None:
+            snap.dev = parse_net_dev(dev_text)
+            self.ctx.count_error("malformed_line", snap.dev.malformed)
         for fname in ("snmp", "netstat"):
-            if fname in self._disabled:
-                continue
-            try:
-                parse_snmp(files.read_text(self.net_dir / fname), snap.proto)
-            except FileNotFoundError:
-                self._disabled.add(fname)
-            except OSError as exc:
-                self._disable(fname, exc)
+            text = self._optional.read(self.net_dir / fname)
+            if text is not None:
+                parse_snmp(text, snap.proto)
         self.ctx.count_error("malformed_line", snap.proto.malformed)
         snap.sockets = self._count_sockets()
         if "conntrack" not in self._disabled:

@@ -84,6 +84,8 @@ class Pipeline:
         self.sinks: list[Sink] = [StoreSink(self.store)]
         self.collectors: dict[str, Collector[object]] = {}
         self.analyzers: dict[str, Analyzer] = {}
+        # Collectors left out at start (this host lacks their source) -> why.
+        self.skipped: dict[str, str] = {}
         self._churn: list[ChurningMeter] = []
         self._lock = threading.Lock()
         self._logged_failures: set[tuple[str, str]] = set()
@@ -140,7 +142,8 @@ class Pipeline:
         def build(name: str, cls: type[Collector[object]]) -> Collector[object]:
             return cls(CollectorContext(name, self.settings, self.files, self.errors))
 
-        for name, collector in load_plugins(INSTRUMENTATION_GROUP, build, cfg.enabled, cfg.disabled).items():
+        chosen = load_plugins(INSTRUMENTATION_GROUP, build, cfg.enabled, cfg.disabled, skipped=self.skipped)
+        for name, collector in chosen.items():
             self.add_collector(name, collector)
 
     def load_analyzers(self) -> None:

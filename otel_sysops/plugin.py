@@ -175,13 +175,16 @@ def load_plugins(
     enabled: list[str] | None = None,
     disabled: list[str] | None = None,
     available: Iterable[EntryPoint] | None = None,
+    skipped: dict[str, str] | None = None,
 ) -> dict[str, P]:
     """Instantiate every plugin of an entry-point group with `build(name, cls)`.
 
     A plugin that raises CollectorUnavailableError is skipped with one INFO line; one that fails
     to import or construct is skipped with one WARNING line. Nothing here stops the agent.
-    `available` replaces the installed entry points (tests, embedding).
+    `available` replaces the installed entry points (tests, embedding); `skipped`, when given,
+    receives each plugin left out and why.
     """
+    skipped = {} if skipped is None else skipped
     installed = list(entry_points(group=group) if available is None else available)
     plugins: dict[str, P] = {}
     for ep in _selected(installed, enabled, disabled or []):
@@ -189,13 +192,16 @@ def load_plugins(
             cls = ep.load()
         except Exception as exc:  # noqa: BLE001 - a broken third-party plugin must not stop the agent
             _log.warning("plugin %s (%s) cannot be loaded: %s", ep.name, ep.value, exc)
+            skipped[ep.name] = f"cannot be loaded: {exc}"
             continue
         try:
             plugins[ep.name] = build(ep.name, cls)
         except CollectorUnavailableError as exc:
             _log.info("plugin %s skipped: %s", ep.name, exc)
+            skipped[ep.name] = str(exc)
         except Exception as exc:  # noqa: BLE001 - isolate plugin construction failures
             _log.warning("plugin %s failed to start: %s: %s", ep.name, type(exc).__name__, exc)
+            skipped[ep.name] = f"failed to start: {type(exc).__name__}: {exc}"
     if enabled:
         missing = sorted(set(enabled) - {ep.name for ep in installed})
         for name in missing:

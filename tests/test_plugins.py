@@ -50,6 +50,12 @@ def test_unavailable_broken_and_missing_plugins_are_skipped_with_one_line_each(
         for level, msg in lines
     )
     assert len(lines) == 3
+    skipped: dict[str, str] = {}
+    load_plugins("test.group", lambda name, cls: cls(name), available=available, skipped=skipped)
+    assert skipped["absent"] == "no such device on this host"
+    assert skipped["buggy"] == "failed to start: RuntimeError: bug in a third-party plugin"
+    assert skipped["gone"].startswith("cannot be loaded: ")
+    assert set(skipped) == {"absent", "buggy", "gone"}
 
 
 def test_enabled_and_disabled_select_by_entry_point_name(caplog: pytest.LogCaptureFixture) -> None:

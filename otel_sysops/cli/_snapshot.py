@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 from ._common import add_settings_options, settings_from
@@ -30,6 +31,8 @@ def _snapshot(args: argparse.Namespace) -> int:
     settings, _, _ = settings_from(args)
     setup_logging("WARNING", settings.log.format)
     pipeline = Pipeline(settings)
+    for name, reason in sorted(pipeline.skipped.items()):
+        print(f"collector {name} skipped: {reason}", file=sys.stderr)
     try:
         pipeline.sample()  # rates and utilizations are deltas: prime them
         time.sleep(max(0.0, args.delay))

@@ -7,6 +7,7 @@ import re
 from pydantic import Field, field_validator
 
 from ._base import Section
+from ._instrumentation_host import DiskHealthSettings, KernelSettings
 from ._instrumentation_net import CgroupSettings, NetworkSettings, ProcessSettings
 
 
@@ -71,3 +72,5 @@ class InstrumentationSettings(Section):
     network: NetworkSettings = NetworkSettings()
     process: ProcessSettings = ProcessSettings()
     cgroup: CgroupSettings = CgroupSettings()
+    kernel: KernelSettings = KernelSettings()
+    disk_health: DiskHealthSettings = DiskHealthSettings()

@@ -39,7 +39,10 @@ PENDING_FAMILIES: dict[str, str] = {
     "sysops_forecast": "issue 4 (analyzers): needs 15+ minutes of history",
 }
 # Families that need hardware a CI runner lacks -> what they need.
-HARDWARE_FAMILIES: dict[str, str] = {"hw_": "an NVIDIA GPU and the gpu collector (issue 8)"}
+HARDWARE_FAMILIES: dict[str, str] = {
+    "hw_gpu_": "an NVIDIA GPU and the gpu collector (issue 8)",
+    "hw_temperature_": "a GPU, hwmon or disk temperature sensor",
+}
 SCRAPES = 12
 RATE_WINDOW = "10s"  # stands in for $__rate_interval: ten 1 s scrapes
 

@@ -40,7 +40,9 @@ def test_promtool_accepts_the_rules(tmp_path: Path) -> None:
         [promtool, "check", "rules", str(RULES)], check=False, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 21 rules found" in result.stdout
+    rules = sum(len(group["rules"]) for group in yaml.safe_load(RULES.read_text())["groups"])
+    assert rules > 20
+    assert f"SUCCESS: {rules} rules found" in result.stdout
 
 
 def _rule(name: str) -> dict[str, Any]:

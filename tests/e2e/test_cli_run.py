@@ -107,3 +107,18 @@ def test_sighup_reloads_and_a_bad_new_configuration_keeps_the_old(tmp_path: Path
     assert failed[0]["level"] == "error"
     assert "interval" in failed[0]["message"]
     assert "Traceback" not in log.read_text()
+
+
+def test_snapshot_says_on_stderr_which_collectors_were_skipped_and_why(tmp_path: Path) -> None:
+    # An empty procfs and sysfs: the collectors needing them are skipped, each named with its reason.
+    out = subprocess.run(
+        [sys.executable, "-m", "otel_sysops", "snapshot", "--json", "--delay", "0"],
+        env=clean_env(SYSOPS_PROCFS=str(tmp_path), SYSOPS_SYSFS=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert f"collector cpu skipped: {tmp_path / 'stat'} does not exist" in out.stderr.splitlines()
+    assert f"collector disk skipped: {tmp_path / 'diskstats'} does not exist" in out.stderr.splitlines()
+    json.loads(out.stdout)  # stdout stays the document alone

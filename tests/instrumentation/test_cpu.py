@@ -32,7 +32,11 @@ def test_two_socket_host_counts_times_frequency_and_load(numa_host: Host, pipeli
     assert len(of(values, "system.cpu.time")) == 8 * 8
     # cpufreq scaling_cur_freq is in kHz: cpuN reads 1200000 + N * 100000.
     assert of(values, "system.cpu.frequency") == {
-        frozenset({("cpu.logical_number", n)}): (1_200_000 + n * 100_000) * 1e3 for n in range(8)
+        frozenset({("cpu.logical_number", n), ("sysops.cpu.frequency.source", "cpufreq")}): (
+            1_200_000 + n * 100_000
+        )
+        * 1e3
+        for n in range(8)
     }
     assert values[key("system.cpu.load_average.1m")] == 0.52
     assert values[key("system.cpu.load_average.5m")] == 0.58
@@ -93,9 +97,26 @@ def test_frequency_falls_back_to_cpuinfo_and_topology_to_cpuinfo_ids(
     add(pipe, settings, "cpu", CpuCollector)
     values = points(pipe.tick().data)
     assert of(values, "system.cpu.frequency") == {
-        frozenset({("cpu.logical_number", n)}): pytest.approx((2100 + n * 100) * 1e6) for n in range(8)
+        frozenset({("cpu.logical_number", n), ("sysops.cpu.frequency.source", "cpuinfo")}): pytest.approx(
+            (2100 + n * 100) * 1e6
+        )
+        for n in range(8)
     }
     assert values[key("system.cpu.physical.count")] == 4
+
+
+def test_frequency_says_its_source_per_cpu_when_sources_are_mixed(
+    numa_host: Host, pipeline_for: Build
+) -> None:
+    # cpu5 lost its cpufreq directory (a driver that covers only some CPUs): cpuinfo fills in.
+    shutil.rmtree(numa_host.sysfs / "devices" / "system" / "cpu" / "cpu5" / "cpufreq")
+    pipe, settings = pipeline_for(numa_host)
+    add(pipe, settings, "cpu", CpuCollector)
+    sources = {
+        dict(a)["cpu.logical_number"]: dict(a)["sysops.cpu.frequency.source"]
+        for a in of(points(pipe.tick().data), "system.cpu.frequency")
+    }
+    assert sources == {n: "cpuinfo" if n == 5 else "cpufreq" for n in range(8)}
 
 
 def test_missing_loadavg_and_malformed_lines_do_not_stop_the_family(
@@ -109,7 +130,7 @@ def test_missing_loadavg_and_malformed_lines_do_not_stop_the_family(
     values = points(pipe.tick().data)
     assert not of(values, "system.cpu.load_average.1m")
     assert values[key("system.cpu.logical.count")] == 8
-    assert errors(pipe, "cpu") == {"malformed_line": 2}
+    assert errors(pipe, "cpu") == {"malformed_line": 2, "missing_file": 1}
 
 
 def test_live_cpu_times_agree_with_psutil(pipeline_for: Build) -> None:

@@ -115,3 +115,43 @@ def test_parse_diskstats_never_raises_even_truncated(text: str, cut: int) -> Non
     real = " 259 0 nvme0n1 500 0 40000 250 100 5 8000 300 0 400 550 0 0 0 0 50 10\n"
     stats = parse_diskstats(real[: cut % (len(real) + 1)])
     assert all(v >= 0 for c in stats.devices.values() for v in c.values())
+
+
+def _diskstats_line(host: Host, device: str) -> list[int]:
+    """A second reading of the fixture: the numbers after the name on the device's line."""
+    for line in (host.procfs / "diskstats").read_text().splitlines():
+        parts = line.split()
+        if parts[2] == device:
+            return [int(v) for v in parts[3:]]
+    raise AssertionError(device)
+
+
+def test_in_flight_weighted_time_discards_and_flushes(numa_host: Host, pipeline_for: Build) -> None:
+    pipe, settings = pipeline_for(numa_host)
+    add(pipe, settings, "disk", DiskCollector)
+    values = points(pipe.tick().data, "sysops.disk")
+    for device in ("sda", "nvme0n1", "dm-0"):
+        raw = _diskstats_line(numa_host, device)
+        # iostats.rst field order: 9 in flight, 11 weighted ms, 12-15 discards, 16-17 flushes.
+        assert values[key("sysops.disk.operations.in_progress", **{DEV: device})] == raw[8]
+        assert values[key("sysops.disk.io_time.weighted", **{DEV: device})] == pytest.approx(raw[10] / 1e3)
+        assert values[key("sysops.disk.discard.operations", **{DEV: device})] == raw[11]
+        assert values[key("sysops.disk.discard.merged", **{DEV: device})] == raw[12]
+        assert values[key("sysops.disk.discard.io", **{DEV: device})] == raw[13] * 512
+        assert values[key("sysops.disk.discard.time", **{DEV: device})] == pytest.approx(raw[14] / 1e3)
+        assert values[key("sysops.disk.flush.operations", **{DEV: device})] == raw[15]
+        assert values[key("sysops.disk.flush.time", **{DEV: device})] == pytest.approx(raw[16] / 1e3)
+
+
+def test_a_device_without_sysfs_entry_is_counted_not_dropped_silently(
+    numa_host: Host, pipeline_for: Build
+) -> None:
+    stats = numa_host.procfs / "diskstats"
+    stats.write_text(stats.read_text() + " 259 5 nvme9n1 10 0 80 1 0 0 0 0 0 1 1 0 0 0 0 0 0\n")
+    pipe, settings = pipeline_for(numa_host)
+    add(pipe, settings, "disk", DiskCollector)
+    pipe.tick()
+    values = points(pipe.tick().data, "system.disk")
+    assert "nvme9n1" not in {dict(a)[DEV] for a in of(values, "system.disk.io")}
+    # Counted once per device name, not per tick; the partitions (sda1, nvme0n1p1) are not counted.
+    assert errors(pipe, "disk") == {"no_sysfs_entry": 1}

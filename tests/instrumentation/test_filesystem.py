@@ -175,6 +175,36 @@ def test_statvfs_errors_skip_the_mount_and_are_counted(numa_host: Host, pipeline
     assert errors(pipe, "filesystem") == {"statvfs": 1}
 
 
+def _mountinfo_devices(host: Host) -> dict[str, int]:
+    """A second reading of the fixture: mountpoint -> device number from field 3 of mountinfo."""
+    out = {}
+    for line in (host.procfs / "1" / "mountinfo").read_text().splitlines():
+        fields = line.split()
+        major, minor = fields[2].split(":")
+        out[fields[4].replace("\\040", " ")] = os.makedev(int(major), int(minor))
+    return out
+
+
+def test_a_directory_that_is_not_the_mount_is_skipped_and_counted(
+    numa_host: Host, pipeline_for: Build, fake: FakeStatvfs
+) -> None:
+    devices = _mountinfo_devices(numa_host)
+
+    def device_of(path: str) -> int:
+        # Without mount propagation, /data under the host root is a plain directory of "/".
+        mountpoint = "/" + os.path.relpath(path, numa_host.root).removeprefix(".")
+        mountpoint = mountpoint.replace("//", "/")
+        return devices["/"] if mountpoint == "/data" else devices[mountpoint]
+
+    pipe, settings = pipeline_for(numa_host)
+    add(pipe, settings, "filesystem", FilesystemCollector, statvfs=fake, device_of=device_of)
+    for tick in (1, 2):
+        mounts = {dict(a)[MP] for a in of(points(pipe.tick().data), "system.filesystem.limit")}
+        assert "/data" not in mounts
+        assert {"/", "/boot", "/mnt/nfs", "/run"} <= mounts
+        assert errors(pipe, "filesystem") == {"device_mismatch": tick}
+
+
 def test_falls_back_to_self_mountinfo_and_warns_once(
     numa_host: Host, pipeline_for: Build, fake: FakeStatvfs, caplog: pytest.LogCaptureFixture
 ) -> None:
