@@ -18,7 +18,7 @@ from otel_sysops.errors import ConfigError, SysopsError
 from otel_sysops.findings import AlertSink
 from otel_sysops.health import Health, TickHealth
 from otel_sysops.http import Handler, HttpServer
-from otel_sysops.settings import Settings, load_settings
+from otel_sysops.settings import Settings, check_roots, load_settings
 from otel_sysops.sinks import PrometheusSink, metrics_handler
 
 from ._build import build_pipeline
@@ -241,6 +241,7 @@ class Agent:
     async def _reload(self) -> None:
         try:
             settings = load_settings(self.config, self.overrides)
+            check_roots(settings, self.config)
             pipeline = await anyio.to_thread.run_sync(build_pipeline, settings, self.alerts, self.pipeline)
         except (ConfigError, SysopsError) as exc:
             _log.error("reload failed, keeping the running configuration: %s", exc)

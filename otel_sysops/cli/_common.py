@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_sysops.errors import ConfigError
-from otel_sysops.settings import Settings, load_settings
+from otel_sysops.settings import Settings, check_roots, load_settings
 
 
 def add_settings_options(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +38,8 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
             value: Any = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
+        except RecursionError as exc:
+            raise ConfigError(f"--set {key}: JSON nested too deeply") from exc
         node = out
         parts = key.split(".")
         for part in parts[:-1]:
@@ -48,8 +50,17 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def settings_from(args: argparse.Namespace) -> tuple[Settings, Path | None, dict[str, Any]]:
-    """Load the settings for a subcommand; raise ConfigError on bad input."""
+def settings_from(
+    args: argparse.Namespace, *, roots: bool = False
+) -> tuple[Settings, Path | None, dict[str, Any]]:
+    """Load the settings for a subcommand; raise ConfigError on bad input.
+
+    With `roots` (the commands that read the host), a procfs or sysfs root that does not look
+    like one is a configuration error too.
+    """
     overrides = overrides_from(args)
     config = getattr(args, "config", None)
-    return load_settings(config, overrides), config, overrides
+    settings = load_settings(config, overrides)
+    if roots:
+        check_roots(settings, config)
+    return settings, config, overrides

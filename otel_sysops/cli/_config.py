@@ -27,6 +27,6 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    settings_from(args)
+    settings_from(args, roots=True)
     print("configuration ok")
     return 0

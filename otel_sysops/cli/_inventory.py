@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _inventory(args: argparse.Namespace) -> int:
-    settings, _, _ = settings_from(args)
+    settings, _, _ = settings_from(args, roots=True)
     roots = Roots(settings.procfs, settings.sysfs, settings.host_root)
     doc = collect_inventory(roots, host_name(settings))
     print(json.dumps(doc, indent=None if args.compact else 2, sort_keys=False))

@@ -22,6 +22,7 @@ from ._core import (
     PrometheusSettings,
     Settings,
     StoreSettings,
+    check_roots,
     load_settings,
 )
 from ._nats import NatsSettings
@@ -50,5 +51,6 @@ __all__ = [
     "ThresholdRule",
     "TrendRule",
     "WebhookChannelSettings",
+    "check_roots",
     "load_settings",
 ]
