@@ -15,6 +15,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from . import __version__
+from .breaker import CollectorBreakers, register_health_telemetry
 from .catalog import InstrumentCatalog, RecordingMeter
 from .churn import ChurningMeter
 from .findings import AlertSink, LogAlertSink
@@ -86,6 +87,7 @@ class Pipeline:
         self._logged_failures: set[tuple[str, str]] = set()
         self.last_tick: float | None = None
         self.last_result: TickResult | None = None
+        self.breakers = CollectorBreakers(settings.health.failures_to_open, settings.health.retry_after)
         register_self_telemetry(
             self.meter(SELF_SCOPE),
             self.state,
@@ -94,6 +96,7 @@ class Pipeline:
             lambda: list(self.sinks),
             settings.procfs,
         )
+        register_health_telemetry(self.meter(SELF_SCOPE), self)
         if load:
             self.load_collectors()
             self.load_analyzers()
@@ -156,6 +159,9 @@ class Pipeline:
         failed: dict[str, str] = {}
         now = time.monotonic()
         for name, collector in self.collectors.items():
+            if (why := self.breakers.allow(name)) is not None:  # circuit open: not sampled this tick
+                collector.snapshot, failed[name] = None, why
+                continue
             start = time.perf_counter()
             try:
                 collector.collect(now)
@@ -163,6 +169,7 @@ class Pipeline:
                 failed[name] = f"{type(exc).__name__}: {exc}"
                 self.errors.add(name, type(exc).__name__)
                 self._log_once(name, type(exc).__name__, "collector %s failed: %s", name, failed[name])
+            self.breakers.record(name, failed.get(name))
             with self.state.lock:
                 self.state.durations[name] = time.perf_counter() - start
         return failed

@@ -14,6 +14,7 @@ import anyio.to_thread
 
 from otel_sysops._logging import setup_logging
 from otel_sysops.alerts import build_alert_sink
+from otel_sysops.breaker import AgentHealth, pipeline_health
 from otel_sysops.errors import ConfigError, SysopsError
 from otel_sysops.findings import AlertSink
 from otel_sysops.health import Health, TickHealth
@@ -104,8 +105,17 @@ class Agent:
     # -- health ------------------------------------------------------------------------------
 
     def health(self) -> Health:
-        """Return liveness (a tick within three intervals) and readiness (a first tick done)."""
-        return self._health()
+        """Return liveness (a tick within three intervals) and readiness (a first tick done and
+        the agent not critical: some collector collecting); the detail names what is failing."""
+        ticks = self._health()
+        judged = self.agent_health()
+        return Health(
+            ticks.alive, ticks.ready and judged.state != "critical", f"{ticks.detail}; {judged.detail}"
+        )
+
+    def agent_health(self) -> AgentHealth:
+        """Return healthy, degraded (some collectors or channels failing) or critical (none collecting)."""
+        return pipeline_health(self.pipeline, self.alerts)
 
     def _prometheus(self) -> PrometheusSink | None:
         return next((s for s in self.pipeline.sinks if isinstance(s, PrometheusSink)), None)

@@ -27,6 +27,7 @@ from ._alerts import AlertsSettings
 from ._analyzers import AnalyzersSettings
 from ._base import Section
 from ._gpu import GpuSettings
+from ._health import HealthSettings
 from ._instrumentation import InstrumentationSettings
 from ._logs import LogsSettings
 from ._nats import NatsSettings
@@ -108,6 +109,7 @@ class Settings(BaseSettings):
     nats: NatsSettings = NatsSettings()
     logs: LogsSettings = LogsSettings()
     gpu: GpuSettings = GpuSettings()
+    health: HealthSettings = HealthSettings()
 
     @classmethod
     def settings_customise_sources(
