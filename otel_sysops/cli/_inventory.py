@@ -21,6 +21,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def _inventory(args: argparse.Namespace) -> int:
     settings, _, _ = settings_from(args, roots=True)
     roots = Roots(settings.procfs, settings.sysfs, settings.host_root)
-    doc = collect_inventory(roots, host_name(settings))
+    doc = collect_inventory(roots, host_name(settings), settings=settings)
     print(json.dumps(doc, indent=None if args.compact else 2, sort_keys=False))
     return 0
