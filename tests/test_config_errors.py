@@ -113,6 +113,9 @@ def test_a_list_setting_takes_a_plain_comma_list_or_json(value: str, expected: l
     proc = _sysops(["config", "show"], {"SYSOPS_INSTRUMENTATION__DISABLED": value})
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["instrumentation"]["disabled"] == expected
+    proc = _sysops(["config", "show", "--set", f"instrumentation.disabled={value}"])
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["instrumentation"]["disabled"] == expected
 
 
 def test_real_roots_pass_the_check() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_sysops.errors import ConfigError
-from otel_sysops.settings import Settings, check_roots, load_settings
+from otel_sysops.settings import Settings, check_roots, is_string_list, load_settings
 
 
 def add_settings_options(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +37,8 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         try:
             value: Any = json.loads(raw)
         except json.JSONDecodeError:
-            value = raw
+            # A list of strings also takes a plain comma list: --set instrumentation.disabled=gpu,cgroup
+            value = [v.strip() for v in raw.split(",") if v.strip()] if is_string_list(key) else raw
         except RecursionError as exc:
             raise ConfigError(f"--set {key}: JSON nested too deeply") from exc
         node = out

@@ -23,6 +23,7 @@ from ._core import (
     Settings,
     StoreSettings,
     check_roots,
+    is_string_list,
     load_settings,
 )
 from ._nats import NatsSettings
@@ -52,5 +53,6 @@ __all__ = [
     "TrendRule",
     "WebhookChannelSettings",
     "check_roots",
+    "is_string_list",
     "load_settings",
 ]

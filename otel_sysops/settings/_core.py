@@ -318,6 +318,12 @@ def _field_of(env: str) -> Any:
     return None
 
 
+def is_string_list(dotted: str) -> bool:
+    """Return whether a dotted key (`instrumentation.disabled`) names a list-of-strings setting."""
+    env = ENV_PREFIX + ENV_NESTED.join(dotted.split(".")).upper()
+    return _complex_kind(_field_of(env)) == "list"
+
+
 def _normalise_complex_env(environ: Mapping[str, str]) -> Mapping[str, str]:
     """Check the JSON of every complex SYSOPS_* variable; a list of strings may also be `a,b,c`.
 
