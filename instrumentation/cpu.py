@@ -149,6 +149,11 @@ class CpuCollector(Collector[CpuSnapshot]):
         self._topology_cpus: frozenset[int] = frozenset()
         self._warned: set[str] = set()
 
+    @property
+    def sockets(self) -> dict[int, int]:
+        """Return each logical CPU's socket as of the last sample (the inventory reads it)."""
+        return dict(self._topology.sockets) if self._topology is not None else {}
+
     def sample(self, now: float) -> CpuSnapshot:
         stat = parse_stat(self.ctx.files.read_text(self._path))
         self.ctx.count_error("malformed_line", stat.malformed)

@@ -7,6 +7,8 @@ import logging
 import sys
 import time
 
+from otel_sysops.redact import mask_url_secrets
+
 _STD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 
@@ -24,7 +26,14 @@ class JsonFormatter(logging.Formatter):
         out.update({k: v for k, v in record.__dict__.items() if k not in _STD and not k.startswith("_")})
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+        return mask_url_secrets(json.dumps(out, default=str))
+
+
+class TextFormatter(logging.Formatter):
+    """The readable line, with URL secrets masked (as in the JSON format)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_url_secrets(super().format(record))
 
 
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
@@ -33,7 +42,7 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

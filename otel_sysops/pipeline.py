@@ -17,6 +17,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from . import __version__
+from .breaker import CollectorBreakers, register_health_telemetry
 from .catalog import InstrumentCatalog, RecordingMeter
 from .churn import ChurningMeter
 from .findings import AlertSink, LogAlertSink
@@ -95,6 +96,7 @@ class Pipeline:
         self._cadence: dict[str, int] = {}
         self._count = 0
         self.watch = SelfWatch(settings.budget, self.alerts)
+        self.breakers = CollectorBreakers(settings.health.failures_to_open, settings.health.retry_after)
         register_self_telemetry(
             self.meter(SELF_SCOPE),
             self.state,
@@ -103,6 +105,7 @@ class Pipeline:
             lambda: list(self.sinks),
             settings.procfs,
         )
+        register_health_telemetry(self.meter(SELF_SCOPE), self)
         if load:
             self.load_collectors()
             self.load_analyzers()
@@ -168,6 +171,9 @@ class Pipeline:
         for name, collector in self.collectors.items():
             if self._count % self._cadence.get(name, 1):
                 continue
+            if (why := self.breakers.allow(name)) is not None:  # circuit open: not sampled this tick
+                collector.snapshot, failed[name] = None, why
+                continue
             start = time.perf_counter()
             try:
                 collector.collect(now)
@@ -175,6 +181,7 @@ class Pipeline:
                 failed[name] = f"{type(exc).__name__}: {exc}"
                 self.errors.add(name, type(exc).__name__)
                 self._log_once(name, type(exc).__name__, "collector %s failed: %s", name, failed[name])
+            self.breakers.record(name, failed.get(name))
             with self.state.lock:
                 self.state.durations[name] = time.perf_counter() - start
         return failed

@@ -13,7 +13,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Lowest first. A module may import its own floor and the floors below, never one above.
 FLOORS: list[set[str]] = [
-    {"otel_sysops", "errors", "findings", "health", "http", "catalog", "_logging", "_memory", "_private"},
+    {
+        "otel_sysops",
+        "errors",
+        "findings",
+        "health",
+        "breaker",
+        "redact",
+        "http",
+        "catalog",
+        "_logging",
+        "_memory",
+        "_private",
+    },
     {"settings"},
     {"resource", "store", "churn", "plugin", "reader", "selftelemetry", "selfwatch", "snapshot", "sinks"},
     {"pipeline"},

@@ -14,11 +14,12 @@ import anyio.to_thread
 
 from otel_sysops._logging import setup_logging
 from otel_sysops.alerts import build_alert_sink
+from otel_sysops.breaker import AgentHealth, pipeline_health
 from otel_sysops.errors import ConfigError, SysopsError
 from otel_sysops.findings import AlertSink
 from otel_sysops.health import Health, TickHealth
 from otel_sysops.http import Handler, HttpServer
-from otel_sysops.settings import Settings, load_settings
+from otel_sysops.settings import Settings, check_roots, load_settings
 from otel_sysops.sinks import PrometheusSink, metrics_handler
 
 from ._build import build_pipeline
@@ -104,8 +105,17 @@ class Agent:
     # -- health ------------------------------------------------------------------------------
 
     def health(self) -> Health:
-        """Return liveness (a tick within three intervals) and readiness (a first tick done)."""
-        return self._health()
+        """Return liveness (a tick within three intervals) and readiness (a first tick done and
+        the agent not critical: some collector collecting); the detail names what is failing."""
+        ticks = self._health()
+        judged = self.agent_health()
+        return Health(
+            ticks.alive, ticks.ready and judged.state != "critical", f"{ticks.detail}; {judged.detail}"
+        )
+
+    def agent_health(self) -> AgentHealth:
+        """Return healthy, degraded (some collectors or channels failing) or critical (none collecting)."""
+        return pipeline_health(self.pipeline, self.alerts)
 
     def _prometheus(self) -> PrometheusSink | None:
         return next((s for s in self.pipeline.sinks if isinstance(s, PrometheusSink)), None)
@@ -241,6 +251,7 @@ class Agent:
     async def _reload(self) -> None:
         try:
             settings = load_settings(self.config, self.overrides)
+            check_roots(settings, self.config)
             pipeline = await anyio.to_thread.run_sync(build_pipeline, settings, self.alerts, self.pipeline)
         except (ConfigError, SysopsError) as exc:
             _log.error("reload failed, keeping the running configuration: %s", exc)

@@ -101,7 +101,10 @@ def nats_service(ctx: ServiceContext) -> NatsBridge | None:
     host = host_name(settings)
     roots = Roots(settings.procfs, settings.sysfs, settings.host_root)
     bridge = NatsBridge(
-        settings.nats, host, ctx.view, inventory=functools.partial(collect_inventory, roots, host)
+        settings.nats,
+        host,
+        ctx.view,
+        inventory=functools.partial(collect_inventory, roots, host, settings=settings),
     )
     ctx.on_pipeline(lambda pipeline: bridge.register_metrics(pipeline.meter("otel_sysops.bridge")))
     add_channel = getattr(ctx.alerts, "add_channel", None)

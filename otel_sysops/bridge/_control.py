@@ -39,7 +39,11 @@ class ControlPlane:
         stats: dict[str, int],
         bridge_stats: Callable[[], dict[str, Any]],
         inventory: Callable[[], Awaitable[dict[str, Any]]] | None,
+        refuse_changes: str | None = None,
     ) -> None:
+        # Why silence and reload requests are refused (an unauthenticated connection), or None.
+        self.refuse_changes = refuse_changes
+        self.refused = 0
         self.agent = agent
         self.host = host
         self.stats = stats
@@ -58,8 +62,12 @@ class ControlPlane:
             answer = reply(False, error=f"bad request: {exc}")
         else:
             _log.info("control request %s %s", op, json.dumps(request)[:200])
+            mutating = op == "reload" or (op == "silence" and request.get("action", "add") != "list")
             try:
-                answer = await self._dispatch(op, request)
+                if mutating and self.refuse_changes is not None:
+                    answer = self._refused(op)
+                else:
+                    answer = await self._dispatch(op, request)
             except (ValueError, TypeError) as exc:
                 answer = reply(False, error=str(exc))
             except Exception as exc:  # noqa: BLE001 - a request always gets an answer
@@ -86,6 +94,11 @@ class ControlPlane:
         if op == "reload":
             return self._reload()
         return reply(False, error=f"unknown operation {op!r}; accepted: {', '.join(CONTROL_OPS)}")
+
+    def _refused(self, op: str) -> dict[str, Any]:
+        self.refused += 1
+        _log.warning("control request %s refused: %s", op, self.refuse_changes)
+        return reply(False, error=f"refused: {self.refuse_changes}")
 
     def _reload(self) -> dict[str, Any]:
         request_reload = getattr(self.agent, "request_reload", None)

@@ -34,6 +34,11 @@ _log = logging.getLogger(__name__)
 
 # Longest wait between reconnect attempts while the server is merely unreachable.
 _UNREACHABLE_CAP = 30.0
+# Why an unauthenticated connection takes no silence or reload requests.
+_ANONYMOUS = (
+    "silence and reload requests need an authenticated NATS connection (nats.token, user/password, "
+    "nkey_seed or credentials); set nats.allow_anonymous_control = true to accept them anyway"
+)
 
 
 class NatsAlertChannel:
@@ -115,6 +120,7 @@ class NatsBridge:
             self.stats,
             self.bridge_stats,
             self.inventory.collect if self.inventory is not None else None,
+            refuse_changes=None if settings.authenticated or settings.allow_anonymous_control else _ANONYMOUS,
         )
 
     # -- what producers call ------------------------------------------------------------------
@@ -267,7 +273,19 @@ class NatsBridge:
             if failures:
                 _log.info("connected to NATS after %d failed attempt(s)", failures)
             else:
-                _log.info("connected to NATS at %s", nc.connected_url.netloc if nc.connected_url else "?")
+                _log.info(
+                    "connected to NATS at %s",
+                    nc.connected_url.netloc.rpartition("@")[2] if nc.connected_url else "?",
+                )
+            if not self.settings.authenticated and "anonymous" not in self._logged:
+                self._logged.add("anonymous")
+                _log.warning(
+                    "connected to NATS without credentials: %s",
+                    "nats.allow_anonymous_control = true lets any client of the server silence alerts "
+                    "and reload this agent"
+                    if self.settings.allow_anonymous_control
+                    else _ANONYMOUS,
+                )
             failures, reported, self.last_error = 0, None, None
             self.stats["connects"] += 1
             await self._session(nc, closed)

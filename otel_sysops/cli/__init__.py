@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from otel_sysops.errors import ConfigError, SysopsError
+from otel_sysops.redact import mask_url_secrets
 
 # Each module adds its subcommand(s) with `add_parser(subparsers)`; `args.func(args)` returns the exit code.
 _COMMAND_MODULES = (
@@ -68,10 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except ConfigError as exc:
-        print(f"otel-sysops: configuration error: {exc}", file=sys.stderr)
+        print(f"otel-sysops: configuration error: {mask_url_secrets(str(exc))}", file=sys.stderr)
         return 2
     except SysopsError as exc:
-        print(f"otel-sysops: {exc}", file=sys.stderr)
+        print(f"otel-sysops: {mask_url_secrets(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -39,7 +39,12 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         try:
             value: Any = json.loads(raw)
         except json.JSONDecodeError:
-            value = raw
+            from otel_sysops.settings import is_string_list
+
+            # A list of strings also takes a plain comma list: --set instrumentation.disabled=gpu,cgroup
+            value = [v.strip() for v in raw.split(",") if v.strip()] if is_string_list(key) else raw
+        except RecursionError as exc:
+            raise ConfigError(f"--set {key}: JSON nested too deeply") from exc
         node = out
         parts = key.split(".")
         for part in parts[:-1]:
@@ -50,10 +55,19 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def settings_from(args: argparse.Namespace) -> tuple[Settings, Path | None, dict[str, Any]]:
-    """Load the settings for a subcommand; raise ConfigError on bad input."""
+def settings_from(
+    args: argparse.Namespace, *, roots: bool = False
+) -> tuple[Settings, Path | None, dict[str, Any]]:
+    """Load the settings for a subcommand; raise ConfigError on bad input.
+
+    With `roots` (the commands that read the host), a procfs or sysfs root that does not look
+    like one is a configuration error too.
+    """
     overrides = overrides_from(args)
     config = getattr(args, "config", None)
-    from otel_sysops.settings import load_settings
+    from otel_sysops.settings import check_roots, load_settings
 
-    return load_settings(config, overrides), config, overrides
+    settings = load_settings(config, overrides)
+    if roots:
+        check_roots(settings, config)
+    return settings, config, overrides

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from otel_sysops.redact import mask_tree
+
 from ._common import add_settings_options, settings_from
 
 
@@ -21,12 +23,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def _show(args: argparse.Namespace) -> int:
     settings, _, _ = settings_from(args)
-    # mode="json" renders every SecretStr as "**********".
-    print(json.dumps(settings.model_dump(mode="json"), indent=2))
+    # mode="json" renders every SecretStr as "**********"; passwords inside URLs are masked too.
+    print(json.dumps(mask_tree(settings.model_dump(mode="json")), indent=2))
     return 0
 
 
 def _check(args: argparse.Namespace) -> int:
-    settings_from(args)
+    settings_from(args, roots=True)
     print("configuration ok")
     return 0

@@ -8,10 +8,50 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from otel_sysops.redact import mask_url_secrets
+
 if TYPE_CHECKING:
+    from nats.aio.client import Client
+
     from otel_sysops.bridge import FleetView
+    from otel_sysops.settings import Settings
 
 from ._common import add_settings_options, settings_from
+
+# Longest pause between two connection attempts of the live view.
+_MAX_RETRY = 30.0
+
+
+def _status(text: str) -> None:
+    print(f"otel-sysops fleet: {mask_url_secrets(text)}", file=sys.stderr, flush=True)
+
+
+async def _connect_with_status(settings: Settings, once: bool) -> Client:
+    """Connect, saying so on stderr; the live view retries an unreachable server with a status line.
+
+    With --once, or when the server refuses the credentials or TLS, the error ends the command.
+    """
+    import anyio
+
+    from otel_sysops.bridge import NatsError, connect
+
+    where = ", ".join(settings.nats.servers())
+    _status(f"connecting to {where} ...")
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            nc = await connect(settings.nats, name="otel-sysops fleet")
+        except NatsError as exc:
+            if once or exc.kind != "unreachable":
+                raise
+            delay = min(settings.nats.reconnect_wait * 2 ** min(attempt - 1, 16), _MAX_RETRY)
+            _status(f"{exc}; attempt {attempt} failed, retrying in {delay:.1f}s (Ctrl-C to stop)")
+            await anyio.sleep(delay)
+            continue
+        if attempt > 1:
+            _status(f"connected to {where} after {attempt} attempts")
+        return nc
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,7 +77,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def _fleet(args: argparse.Namespace) -> int:
     import anyio  # NATS and the bridge load when the command runs, not for `--help`
 
-    from otel_sysops.bridge import FleetView, connect, watch_fleet
+    from otel_sysops.bridge import FleetView, watch_fleet
 
     settings, _, _ = settings_from(args)
     if args.window <= 0 or args.refresh <= 0 or args.stale_factor <= 0:
@@ -46,7 +86,7 @@ def _fleet(args: argparse.Namespace) -> int:
     view = FleetView(args.stale_factor)
 
     async def main() -> None:
-        nc = await connect(settings.nats, name="otel-sysops fleet", allow_reconnect=not args.once)
+        nc = await _connect_with_status(settings, args.once)
         try:
             await watch_fleet(nc, settings.nats.subject_prefix, view, args.queue)
             if args.once:
@@ -61,6 +101,10 @@ def _fleet(args: argparse.Namespace) -> int:
                 return
             while True:
                 await anyio.sleep(args.refresh)
+                if nc.is_closed:
+                    _status("lost the connection to NATS")
+                    nc = await _connect_with_status(settings, False)
+                    await watch_fleet(nc, settings.nats.subject_prefix, view, args.queue)
                 if args.json:
                     print(json.dumps(view.to_json()), flush=True)
                 else:

@@ -19,8 +19,8 @@ def _inventory(args: argparse.Namespace) -> int:
     from otel_sysops.inventory import Roots, collect_inventory  # loaded when run, not for `--help`
     from otel_sysops.resource import host_name
 
-    settings, _, _ = settings_from(args)
+    settings, _, _ = settings_from(args, roots=True)
     roots = Roots(settings.procfs, settings.sysfs, settings.host_root)
-    doc = collect_inventory(roots, host_name(settings))
+    doc = collect_inventory(roots, host_name(settings), settings=settings)
     print(json.dumps(doc, indent=None if args.compact else 2, sort_keys=False))
     return 0

@@ -22,7 +22,7 @@ def _run(args: argparse.Namespace) -> int:
     from otel_sysops._memory import pin_mmap_threshold
     from otel_sysops.app import Agent, default_service_factories
 
-    settings, config, overrides = settings_from(args)
+    settings, config, overrides = settings_from(args, roots=True)
     setup_logging(settings.log.level, settings.log.format)
     pin_mmap_threshold()
     agent = Agent(settings, config, overrides, default_service_factories())

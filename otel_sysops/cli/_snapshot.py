@@ -28,7 +28,7 @@ def _snapshot(args: argparse.Namespace) -> int:
     from otel_sysops.pipeline import Pipeline
     from otel_sysops.snapshot import to_json, to_table
 
-    settings, _, _ = settings_from(args)
+    settings, _, _ = settings_from(args, roots=True)
     setup_logging("WARNING", settings.log.format)
     pipeline = Pipeline(settings)
     for name, reason in sorted(pipeline.skipped.items()):

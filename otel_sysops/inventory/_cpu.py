@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ._read import Roots, children, parse_cpu_list, parse_size, read, read_int
@@ -37,31 +37,6 @@ def _first(blocks: list[dict[str, str]], *keys: str) -> str | None:
 def _processors(blocks: list[dict[str, str]]) -> Iterator[dict[str, str]]:
     # Some architectures print a leading block without "processor" (e.g. s390x, arm's summary).
     return (b for b in blocks if "processor" in b)
-
-
-def _topology(roots: Roots, blocks: list[dict[str, str]]) -> tuple[int | None, int | None, int | None]:
-    """Return (sockets, cores, threads) from sysfs topology, falling back to cpuinfo ids."""
-    cpu_dir = roots.sysfs / "devices/system/cpu"
-    pairs: set[tuple[int, int]] = set()
-    threads = 0
-    for cpu in children(cpu_dir, "cpu[0-9]*"):
-        package = read_int(cpu / "topology/physical_package_id")
-        core = read_int(cpu / "topology/core_id")
-        threads += 1
-        if package is not None and core is not None:
-            pairs.add((package, core))
-    if not threads or not pairs:
-        procs = list(_processors(blocks))
-        threads = len(procs)
-        for b in procs:
-            try:
-                pairs.add((int(b.get("physical id", "0")), int(b.get("core id", b["processor"]))))
-            except (KeyError, ValueError):
-                continue
-    if not threads:
-        return None, None, None
-    sockets = len({p for p, _ in pairs}) or None
-    return sockets, len(pairs) or None, threads
 
 
 def _caches(roots: Roots) -> list[dict[str, Any]]:
@@ -115,13 +90,18 @@ def _frequency(roots: Roots, blocks: list[dict[str, str]]) -> dict[str, Any]:
     }
 
 
-def cpu_inventory(roots: Roots) -> dict[str, Any] | None:
-    """Return the CPU section, or None when /proc/cpuinfo is unreadable."""
+def cpu_inventory(roots: Roots, counts: Mapping[str, int | None] | None = None) -> dict[str, Any] | None:
+    """Return the CPU section, or None when /proc/cpuinfo is unreadable.
+
+    `counts` (sockets, cores, threads) come from the cpu collector's own reader, so the inventory
+    and `system.cpu.*.count` agree; None (no cpu plugin) leaves them null.
+    """
     text = read(roots.procfs / "cpuinfo")
     if text is None:
         return None
     blocks = parse_cpuinfo(text)
-    sockets, cores, threads = _topology(roots, blocks)
+    counts = counts or {}
+    sockets, cores, threads = counts.get("sockets"), counts.get("cores"), counts.get("threads")
     flags_text = _first(blocks, "flags", "Features")
     microcodes = sorted({b["microcode"] for b in _processors(blocks) if b.get("microcode")})
     return {

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import platform
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
 from typing import Any
+
+from otel_sysops.settings import Settings
 
 from ._read import Roots, read
 
 _log = logging.getLogger(__name__)
+
+# Collectors' readers the inventory uses, so both report the same host (instrumentation/inventory.py).
+INVENTORY_GROUP = "otel_sysops.inventory"
 
 
 def parse_os_release(text: str) -> dict[str, str]:
@@ -122,15 +127,27 @@ def read_path(path: str) -> str | None:
         return None
 
 
-def gpu_inventory() -> list[dict[str, Any]] | None:
-    """Return the GPUs the gpu instrumentation sees, or None when that module or NVML is absent."""
-    try:
-        # By name: the gpu instrumentation is optional (and its NVML binding with it).
-        gpus = importlib.import_module("instrumentation.gpu").gpu_inventory
-    except (ImportError, AttributeError):
+def plugin_face(name: str) -> Callable[[Settings], Any] | None:
+    """Return the `otel_sysops.inventory` entry point `name` (a collector's reader), or None."""
+    for ep in entry_points(group=INVENTORY_GROUP):
+        if ep.name == name:
+            try:
+                face: Callable[[Settings], Any] = ep.load()
+            except Exception as exc:  # noqa: BLE001 - a broken plugin must not fail the inventory
+                _log.debug("inventory plugin %s cannot be loaded: %s", name, exc)
+                return None
+            return face
+    return None
+
+
+def gpu_inventory(settings: Settings) -> list[dict[str, Any]] | None:
+    """Return the GPUs the gpu instrumentation sees (its NVML binding, the sysfs root), or None
+    when the gpu section is off, the plugin is absent or the driver fails."""
+    face = plugin_face("gpu")
+    if face is None:
         return None
     try:
-        found = gpus()
+        found = face(settings)
     except Exception as exc:  # noqa: BLE001 - a driver failure must not fail the inventory
         _log.debug("GPU inventory failed: %s", exc)
         return None

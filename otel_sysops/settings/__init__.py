@@ -24,6 +24,8 @@ from ._core import (
     PrometheusSettings,
     Settings,
     StoreSettings,
+    check_roots,
+    is_string_list,
     load_settings,
 )
 from ._nats import NatsSettings
@@ -57,6 +59,8 @@ __all__ = [
     "TrendRule",
     "WebhookChannelSettings",
     "apply_otel_environment",
+    "check_roots",
+    "is_string_list",
     "load_settings",
     "resolve_otel_environment",
 ]

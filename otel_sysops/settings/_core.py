@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import contextvars
+import json
 import os
 import tomllib
+import types
+import typing
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
-from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from otel_sysops.errors import ConfigError
 
@@ -17,6 +27,7 @@ from ._alerts import AlertsSettings
 from ._analyzers import AnalyzersSettings
 from ._base import Section
 from ._gpu import GpuSettings
+from ._health import HealthSettings
 from ._instrumentation import InstrumentationSettings
 from ._logs import LogsSettings
 from ._nats import NatsSettings
@@ -25,6 +36,8 @@ ENV_PREFIX = "SYSOPS_"
 ENV_NESTED = "__"
 # Read before the model is built: it says which file to load.
 CONFIG_ENV = "SYSOPS_CONFIG"
+# Set while load_settings() validates: its sources are explicit, the model reads no environment.
+_EXPLICIT = contextvars.ContextVar("sysops_explicit_sources", default=False)
 
 
 class PrometheusSettings(Section):
@@ -112,6 +125,7 @@ class Settings(BaseSettings):
     nats: NatsSettings = NatsSettings()
     logs: LogsSettings = LogsSettings()
     gpu: GpuSettings = GpuSettings()
+    health: HealthSettings = HealthSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -124,6 +138,8 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # A bare Settings(): keyword arguments > environment > defaults; no dotenv, no secrets dir.
         # The agent builds through load_settings(), which names every source explicitly.
+        if _EXPLICIT.get():
+            return (init_settings,)
         return (init_settings, env_settings)
 
 
@@ -159,6 +175,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: cannot be read ({exc.strerror})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path}: not valid TOML ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path}: not valid UTF-8 (byte {exc.start})") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"config file {path}: nested too deeply") from exc
 
 
 def _env_names(model: type[BaseModel], prefix: str) -> Iterator[str]:
@@ -241,15 +261,117 @@ def load_settings(
         config = Path(env[CONFIG_ENV])
     known = set(_env_names(Settings, ENV_PREFIX))
     _check_unknown_env(env, known)
-    resolved = _read_secret_files(env, known)
+    resolved = _normalise_complex_env(_read_secret_files(env, known))
     data = _read_toml(config) if config is not None else {}
     try:
         # Defaults < file < environment < command line; os.environ is read (copied), never written.
         from_env = _MappingEnvSource(Settings, resolved)()
-        settings = Settings.model_validate(_merge(_merge(data, from_env), dict(overrides or {})))
+        token = _EXPLICIT.set(True)
+        try:
+            settings = Settings.model_validate(_merge(_merge(data, from_env), dict(overrides or {})))
+        finally:
+            _EXPLICIT.reset(token)
         return apply_otel_environment(settings, env)
     except ValidationError as exc:
         raise ConfigError(_format_error(exc, config, env)) from exc
+    except SettingsError as exc:
+        raise ConfigError(str(exc).splitlines()[0]) from exc
+    except RecursionError as exc:
+        raise ConfigError(f"settings nested too deeply{f' in {config}' if config else ''}") from exc
+
+
+def check_roots(
+    settings: Settings, config: Path | None = None, environ: Mapping[str, str] | None = None
+) -> None:
+    """Refuse a procfs root without `stat` or a sysfs root without `devices` (a typo'd mount).
+
+    A wrong root otherwise starts an agent that collects nothing and reports healthy.
+    """
+    env = dict(os.environ) if environ is None else environ
+    for key, path, marker, kind in (
+        ("procfs", settings.procfs, "stat", "procfs"),
+        ("sysfs", settings.sysfs, "devices", "sysfs"),
+    ):
+        if not (path / marker).exists():
+            where = _describe((key,), config if config is not None and _in_toml(config, key) else None, env)
+            raise ConfigError(f"{where}: {str(path)!r} does not look like a {kind} (no {marker})")
+
+
+def _in_toml(config: Path, key: str) -> bool:
+    try:
+        return key in _read_toml(config)
+    except ConfigError:
+        return False
+
+
+def _complex_kind(annotation: Any) -> str | None:
+    """Return "list" for a list of strings, "json" for another complex type, None for a scalar."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        kinds = {_complex_kind(arg) for arg in typing.get_args(annotation) if arg is not type(None)}
+        return "json" if "json" in kinds else ("list" if "list" in kinds else None)
+    if origin in (list, set, frozenset, tuple):
+        args = typing.get_args(annotation)
+        return "list" if args and all(a is str or a is Ellipsis for a in args) else "json"
+    if origin is dict or annotation is dict:
+        return "json"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "json"
+    return None
+
+
+def _field_of(env: str) -> Any:
+    """Return the annotation of the field a SYSOPS_* variable names (None when it names none)."""
+    model: type[BaseModel] = Settings
+    parts = env.removeprefix(ENV_PREFIX).lower().split(ENV_NESTED)
+    for index, part in enumerate(parts):
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        if index == len(parts) - 1:
+            return field.annotation
+        annotation = field.annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return None
+
+
+def is_string_list(dotted: str) -> bool:
+    """Return whether a dotted key (`instrumentation.disabled`) names a list-of-strings setting."""
+    env = ENV_PREFIX + ENV_NESTED.join(dotted.split(".")).upper()
+    return _complex_kind(_field_of(env)) == "list"
+
+
+def _normalise_complex_env(environ: Mapping[str, str]) -> Mapping[str, str]:
+    """Check the JSON of every complex SYSOPS_* variable; a list of strings may also be `a,b,c`.
+
+    A bad value is a one-line ConfigError naming the variable (pydantic-settings would raise a
+    traceback-shaped error naming only the field).
+    """
+    out: dict[str, str] | None = None
+    for key, value in environ.items():
+        upper = key.upper()
+        if not upper.startswith(ENV_PREFIX) or upper == CONFIG_ENV:
+            continue
+        kind = _complex_kind(_field_of(upper))
+        if kind is None:
+            continue
+        try:
+            json.loads(value)
+            continue
+        except RecursionError as exc:
+            raise ConfigError(f"{key}: JSON nested too deeply") from exc
+        except ValueError as exc:
+            if kind != "list" or value.lstrip().startswith("["):
+                msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+                col = f" at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+                raise ConfigError(f"{key}: not valid JSON ({msg}{col})") from exc
+        # A plain comma-separated list: "gpu" or "gpu,cgroup".
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        out = dict(environ) if out is None else out
+        out[key] = json.dumps(items)
+    return environ if out is None else out
 
 
 def _read_secret_files(environ: Mapping[str, str], known: set[str]) -> Mapping[str, str]:

@@ -31,6 +31,9 @@ class NatsSettings(Section):
     nkey_seed_file: Path | None = None
     # A decentralized-auth credentials file (JWT + seed), as `nsc` writes it.
     credentials: Path | None = None
+    # Without credentials any client of the server could silence alerts or reload the agent:
+    # silence and reload requests are refused unless the connection is authenticated or this is on.
+    allow_anonymous_control: bool = False
 
     # -- TLS -------------------------------------------------------------------------------
     tls_ca: Path | None = None
@@ -104,6 +107,16 @@ class NatsSettings(Section):
         if self.enabled is None:
             return self.url is not None
         return self.enabled
+
+    @property
+    def authenticated(self) -> bool:
+        """Return whether the connection carries credentials (a setting, or user info in every URL)."""
+        if any(
+            x is not None
+            for x in (self.token, self.user, self.nkey_seed, self.nkey_seed_file, self.credentials)
+        ):
+            return True
+        return bool(self.url) and all("@" in s.split("://", 1)[-1].split("/", 1)[0] for s in self.servers())
 
     def servers(self) -> list[str]:
         """Return the server URLs (the default local server when none is given)."""

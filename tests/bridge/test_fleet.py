@@ -93,7 +93,9 @@ def test_thousand_agents_fleet_lists_every_host_and_flags_stopped(
         ) as proc:
             assert proc.stderr is not None
             first = proc.stderr.readline()
-            assert "listening" in first, first
+            assert first.startswith(f"otel-sysops fleet: connecting to {nats_server.url}"), first
+            second = proc.stderr.readline()
+            assert "listening" in second, second
             anyio.from_thread.run_sync(listening.set)
             out, err = proc.communicate(timeout=90)
         assert proc.returncode == 0, err

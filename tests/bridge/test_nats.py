@@ -304,7 +304,7 @@ def test_control_plane_round_trips(nats_server: NatsServer, make_settings: Calla
         "hostname": "node-1",
         "interval": 0.2,
         "prometheus": {"enabled": False},
-        "nats": {"url": nats_server.url, **FAST},
+        "nats": {"url": nats_server.url, **FAST, "allow_anonymous_control": True},
     }
     settings = make_settings(**overrides)
     # The overrides are what a reload rebuilds the settings from (as --set on the command line).
@@ -402,7 +402,9 @@ def test_silence_without_alert_manager_says_so(
     nats_server: NatsServer, make_settings: Callable[..., Settings]
 ) -> None:
     settings = make_settings(
-        hostname="node-1", nats={"url": nats_server.url, **FAST}, alerts={"enabled": False}
+        hostname="node-1",
+        nats={"url": nats_server.url, **FAST, "allow_anonymous_control": True},
+        alerts={"enabled": False},
     )
     agent = Agent(settings)  # alerts off: the plain log sink, no silences, no channels
     bridge = nats_service(agent.context())
@@ -590,7 +592,7 @@ class BrokenSilences(FakeAlertManager):
 def test_failing_silence_control_still_answers(
     nats_server: NatsServer, make_settings: Callable[..., Settings]
 ) -> None:
-    agent = make_agent(make_settings, nats_server.url)
+    agent = make_agent(make_settings, nats_server.url, allow_anonymous_control=True)
     agent.alerts = BrokenSilences()
     bridge = NatsBridge(agent.settings.nats, "node-1", agent)
 

@@ -43,7 +43,7 @@ def test_findings_reach_nats_and_a_nats_silence_suppresses_only_its_match(
         "interval": 0.2,
         "prometheus": {"enabled": False},
         "alerts": {"group_window": 0.05},
-        "nats": {"url": nats_server.url, **FAST},
+        "nats": {"url": nats_server.url, **FAST, "allow_anonymous_control": True},
     }
     agent = Agent(
         make_settings(**overrides), None, overrides, service_factories=[alert_service, nats_service]

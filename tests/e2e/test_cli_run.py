@@ -110,15 +110,20 @@ def test_sighup_reloads_and_a_bad_new_configuration_keeps_the_old(tmp_path: Path
 
 
 def test_snapshot_says_on_stderr_which_collectors_were_skipped_and_why(tmp_path: Path) -> None:
-    # An empty procfs and sysfs: the collectors needing them are skipped, each named with its reason.
+    # A procfs holding only /proc/stat (the mark of a procfs root) and a sysfs holding only
+    # devices/: the collectors needing the other files are skipped, each named with its reason.
+    procfs, sysfs = tmp_path / "proc", tmp_path / "sys"
+    procfs.mkdir()
+    (sysfs / "devices").mkdir(parents=True)
+    (procfs / "stat").write_text("cpu  1 0 1 100 0 0 0 0 0 0\ncpu0 1 0 1 100 0 0 0 0 0 0\n")
     out = subprocess.run(
         [sys.executable, "-m", "otel_sysops", "snapshot", "--json", "--delay", "0"],
-        env=clean_env(SYSOPS_PROCFS=str(tmp_path), SYSOPS_SYSFS=str(tmp_path)),
+        env=clean_env(SYSOPS_PROCFS=str(procfs), SYSOPS_SYSFS=str(sysfs)),
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
-    assert f"collector cpu skipped: {tmp_path / 'stat'} does not exist" in out.stderr.splitlines()
-    assert f"collector disk skipped: {tmp_path / 'diskstats'} does not exist" in out.stderr.splitlines()
+    assert f"collector disk skipped: {procfs / 'diskstats'} does not exist" in out.stderr.splitlines()
+    assert not any(line.startswith("collector cpu skipped") for line in out.stderr.splitlines())
     json.loads(out.stdout)  # stdout stays the document alone

@@ -30,6 +30,7 @@ UUID = [
 
 def make_sysfs(root: Path) -> Path:
     """Write /sys/bus/pci/devices/<bus id>/numa_node for the fake GPUs under `root`."""
+    (root / "devices").mkdir(parents=True, exist_ok=True)  # what makes a tree look like a sysfs
     for bus_id, node in NUMA.items():
         device = root / "bus" / "pci" / "devices" / bus_id
         device.mkdir(parents=True)
