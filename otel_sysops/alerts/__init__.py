@@ -3,6 +3,7 @@
 from ._delivery import ChannelRunner, CircuitBreaker, DeliveryPolicy, TokenBucket
 from ._errors import ChannelError
 from ._manager import DEFAULT_DEDUP, AlertManager, ManagerPolicy
+from ._observe import AlertChange, AlertObserver
 from ._sink import AlertSink, LogAlertSink
 from .channel import Alert, AlertState, Channel, Notification, SilenceControl
 from .model import Finding, Severity, fingerprint
@@ -10,7 +11,9 @@ from .model import Finding, Severity, fingerprint
 __all__ = [
     "DEFAULT_DEDUP",
     "Alert",
+    "AlertChange",
     "AlertManager",
+    "AlertObserver",
     "AlertSink",
     "AlertState",
     "Channel",

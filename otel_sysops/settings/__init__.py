@@ -1,5 +1,6 @@
 """Settings: one object built from defaults, a TOML file, SYSOPS_* variables and the command line."""
 
+from ._api import ApiSettings
 from ._base import Section
 from ._core import (
     CONFIG_ENV,
@@ -13,6 +14,7 @@ from ._core import (
 
 __all__ = [
     "CONFIG_ENV",
+    "ApiSettings",
     "LogSettings",
     "OtlpSettings",
     "PrometheusSettings",

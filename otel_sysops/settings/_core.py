@@ -17,6 +17,7 @@ from otel_sysops.errors import ConfigError
 
 from ._alerts import AlertsSettings
 from ._analyzers import AnalyzersSettings
+from ._api import ApiSettings
 from ._base import Section
 from ._gpu import GpuSettings
 from ._instrumentation import InstrumentationSettings
@@ -98,6 +99,7 @@ class Settings(BaseSettings):
     nats: NatsSettings = NatsSettings()
     logs: LogsSettings = LogsSettings()
     gpu: GpuSettings = GpuSettings()
+    api: ApiSettings = ApiSettings()
 
     @classmethod
     def settings_customise_sources(
