@@ -1,4 +1,4 @@
-"""`otel-sysops alerts test`: send a test alert through the configured channels."""
+"""`otel-sysops alerts test|list|history|silence`: test the channels; read and act through the local API."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from otel_sysops._logging import setup_logging
 from otel_sysops.alerts._build import build_manager
 from otel_sysops.errors import ConfigError
 
+from ._alerts_api import add_api_verbs
 from ._common import add_settings_options, settings_from
 
 
@@ -22,6 +23,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_settings_options(test)
     test.add_argument("--channel", metavar="NAME", help="only this channel")
     test.set_defaults(func=_test)
+    add_api_verbs(verbs)
 
 
 def _test(args: argparse.Namespace) -> int:
