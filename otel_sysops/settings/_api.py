@@ -18,8 +18,8 @@ class ApiSettings(Section):
     # The page at / (the API stays on when this is off).
     page: bool = True
     # Bearer token that mutating calls (silences) need; none: mutating calls are refused.
-    # From a file: SYSOPS_API__TOKEN_FILE, or `token_file` here.
     token: SecretStr | None = None
+    # A file holding the token (a mounted secret), read at start; instead of `token`.
     token_file: Path | None = None
     # Who may read without the token: loopback clients (127.0.0.0/8, ::1), anyone, or nobody.
     read_access: Literal["loopback", "anyone", "token"] = "loopback"
