@@ -60,7 +60,7 @@ def child(api_on: bool, seconds: float, interval: float, state: Path) -> None:
     server.mount("/healthz", lambda _: Response(200, b"ok\n", "text/plain"))
     api = None
     if api_on:
-        parts = ApiParts(lambda: pipeline, manager, lambda: {}, state, time.time(), "bench")
+        parts = ApiParts(lambda: pipeline, manager, dict, state, time.time(), "bench")
         api = build_api(parts, settings.api)
         pipeline.add_sink(api.tick_sink(pipeline.store))
         for prefix, handler in api.handlers.items():
@@ -109,10 +109,12 @@ def idle_rounds(seconds: float, rounds: int, interval: float) -> list[dict[str, 
                     env={k: v for k, v in os.environ.items() if not k.startswith(("SYSOPS_", "OTEL_"))},
                 )
             for p in procs.values():
-                assert p.stdout is not None and p.stdout.readline().strip() == "READY"
+                assert p.stdout is not None
+                assert p.stdout.readline().strip() == "READY"
             start = {m: cpu_seconds(p.pid) for m, p in procs.items()}
             for p in procs.values():
-                assert p.stdout is not None and p.stdout.readline().strip() == "DONE"
+                assert p.stdout is not None
+                assert p.stdout.readline().strip() == "DONE"
             result = {}
             for m, p in procs.items():
                 rss, uss = memory(p.pid)
@@ -183,14 +185,14 @@ def main() -> None:
         f"idle cost: {args.rounds} rounds of {args.seconds:g} s, tick every {args.interval:g} s, both at once"
     )
     print(
-        f"{'round':>5}  {'API on: CPU s':>13} {'RSS MB':>7} {'USS MB':>7}  {'API off: CPU s':>14} {'RSS MB':>7} "
-        f"{'USS MB':>7}  {'CPU on/off':>10} {'RSS on-off':>10}"
+        f"{'round':>5}  {'API on: CPU s':>13} {'RSS MB':>7} {'USS MB':>7}  "
+        f"{'API off: CPU s':>14} {'RSS MB':>7} {'USS MB':>7}  {'CPU on/off':>10} {'RSS on-off':>10}"
     )
     for i, r in enumerate(rounds):
         on, off = r["on"], r["off"]
         print(
-            f"{i:>5}  {on[0]:>13.2f} {on[1]:>7.1f} {on[2]:>7.1f}  {off[0]:>14.2f} {off[1]:>7.1f} {off[2]:>7.1f}  "
-            f"{on[0] / off[0]:>10.3f} {on[1] - off[1]:>+10.2f}"
+            f"{i:>5}  {on[0]:>13.2f} {on[1]:>7.1f} {on[2]:>7.1f}  "
+            f"{off[0]:>14.2f} {off[1]:>7.1f} {off[2]:>7.1f}  {on[0] / off[0]:>10.3f} {on[1] - off[1]:>+10.2f}"
         )
     cpu_ratio = statistics.mean(r["on"][0] / r["off"][0] for r in rounds)
     rss_diff = statistics.mean(r["on"][1] - r["off"][1] for r in rounds)

@@ -86,6 +86,17 @@ class Api:
         """Return the sink to add to a pipeline (after its store sink) so streams get every tick."""
         return TickEvents(store, self.events)
 
+    def reconfigure(self, settings: ApiSettings) -> None:
+        """Apply reloaded settings: token, read access, page size, history bounds.
+
+        `enabled`, `page`, `history_path` and the stream limits take effect at the next start.
+        """
+        if self.routes is not None:
+            self.routes.settings = settings
+            self.routes.token = _token(settings)
+        if self.history is not None:
+            self.history.max_age, self.history.max_rows = settings.history_max_age, settings.history_max_rows
+
     def close(self, timeout: float) -> None:
         """End the event streams, stop observing the alert manager, write the pending history."""
         self.events.close()

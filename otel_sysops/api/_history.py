@@ -61,6 +61,8 @@ CREATE INDEX IF NOT EXISTS notification_alert ON notification (alert_id);
 _COLUMNS = ("rule", "metric", "host", "fingerprint")
 _PRUNE_EVERY = 600.0
 _BATCH = 500
+# Attempts at a batch while another process holds the database locked.
+_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +102,9 @@ class AlertHistory:
         self.max_age = max_age
         self.max_rows = max_rows
         self.clock = clock
+        # Changes refused on a full queue; changes the database refused (after retries).
         self.dropped = 0
+        self.lost = 0
         self.written = 0
         self.failures = 0
         self._queue: queue.Queue[_Item] = queue.Queue(queue_size)
@@ -169,23 +173,25 @@ class AlertHistory:
 
     def _apply(self, batch: Sequence[_Item]) -> bool:
         """Write a batch in one transaction; return True when the batch holds the stop marker."""
-        stop = False
-        flushes: list[_Flush] = []
-        rows = 0
-        try:
-            with self._transaction():
-                for item in batch:
-                    if item is None:
-                        stop = True
-                    elif isinstance(item, _Flush):
-                        flushes.append(item)
-                    else:
-                        self._write(*item)
-                        rows += 1
-            self.written += rows
-        except sqlite3.Error as exc:
-            self.failures += 1
-            _log.warning("alert history: %d change(s) not written: %s", rows, exc)
+        stop = any(item is None for item in batch)
+        flushes = [item for item in batch if isinstance(item, _Flush)]
+        changes = [item for item in batch if isinstance(item, tuple)]
+        for attempt in range(_ATTEMPTS):
+            try:
+                with self._transaction():
+                    for kind, payload in changes:
+                        self._write(kind, payload)
+            except sqlite3.OperationalError as exc:
+                # Locked by another process (a backup, an operator's sqlite3): wait and try again.
+                if attempt + 1 < _ATTEMPTS and "locked" in str(exc):
+                    time.sleep(0.2 * 2**attempt)
+                    continue
+                self._lose(len(changes), exc)
+            except sqlite3.Error as exc:
+                self._lose(len(changes), exc)
+            else:
+                self.written += len(changes)
+            break
         if self.clock() >= self._next_prune:
             self._next_prune = self.clock() + _PRUNE_EVERY
             try:
@@ -195,6 +201,11 @@ class AlertHistory:
         for flush in flushes:
             flush.done.set()
         return stop
+
+    def _lose(self, count: int, exc: sqlite3.Error) -> None:
+        self.failures += 1
+        self.lost += count
+        _log.warning("alert history: %d change(s) not written: %s", count, exc)
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:

@@ -19,7 +19,7 @@ from otel_sysops.settings import ApiSettings
 
 from ._events import EventHub, StreamFull
 from ._history import AlertHistory, HistoryQuery
-from ._parts import ApiParts
+from ._parts import AlertsView, ApiParts
 from ._views import CHARTS, Matcher, Query, anomalies, lines_json, parse_time, select, summary
 
 PREFIX = "/api/v1/"
@@ -173,7 +173,7 @@ class ApiRoutes:
             "sinks": sinks,
             "dropped": {
                 "store_series_refused": int(getattr(store, "refused", 0)),
-                "history_changes": self.history.dropped if self.history is not None else 0,
+                "history_changes": 0 if self.history is None else self.history.dropped + self.history.lost,
                 "event_clients": self.events.dropped_clients,
             },
             "api": {
@@ -197,7 +197,7 @@ class ApiRoutes:
             }
         return json_response(200, doc)
 
-    def _manager(self) -> Any:
+    def _manager(self) -> AlertsView:
         if self.parts.alerts is None:
             raise BadRequest("alerting is off in this agent (alerts.enabled = false)", 503)
         return self.parts.alerts

@@ -15,6 +15,7 @@ import pytest
 
 from otel_sysops.alerts import ChannelError, Finding, Notification, Severity
 from otel_sysops.api import EventHub
+from otel_sysops.settings import ApiSettings
 
 from .conftest import TOKEN, Agent, stop, wait_for
 
@@ -376,6 +377,8 @@ def test_history_writes_never_block_the_submitter(start_agent: Callable[..., Age
         blocker.close()
     assert history_store.flush(20.0)
     kept = history(agent)["total"]
+    # Retried while locked: nothing is lost to the lock, only what the full queue refused.
+    assert history_store.lost == 0
     assert kept + history_store.dropped == 200  # type: ignore[operator]
     assert agent.get("/api/v1/status").json()["dropped"]["history_changes"] == history_store.dropped
 
@@ -394,3 +397,13 @@ def test_http_client_sees_the_page(start_agent: Callable[..., Agent]) -> None:
     assert "/app.js" in page.text
     assert agent.get("/app.js").headers["content-type"].startswith("text/javascript")
     assert httpx.get(agent.url + "/style.css").status_code == 200
+
+
+def test_a_reload_changes_the_token(start_agent: Callable[..., Agent]) -> None:
+    agent = start_agent()
+    agent.api.reconfigure(ApiSettings(token="rotated"))
+    body = {"matchers": {"rule": "x"}, "duration": 60}
+    url = agent.url + "/api/v1/silences"
+    assert agent.client.post(url, json=body, headers=AUTH).status_code == 401
+    rotated = {"Authorization": "Bearer rotated"}
+    assert agent.client.post(url, json=body, headers=rotated).status_code == 201
