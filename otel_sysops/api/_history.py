@@ -60,7 +60,8 @@ CREATE INDEX IF NOT EXISTS notification_alert ON notification (alert_id);
 # Alert fields a history match can name directly; any other key is an attribute or a label.
 _COLUMNS = ("rule", "metric", "host", "fingerprint")
 _PRUNE_EVERY = 600.0
-_BATCH = 500
+_BATCH = 5000
+_GATHER = 0.05
 # Attempts at a batch while another process holds the database locked.
 _ATTEMPTS = 5
 
@@ -161,6 +162,10 @@ class AlertHistory:
     def _run(self) -> None:
         while True:
             item = self._queue.get()
+            if item is not None:
+                # Let the burst that woke us (one tick's findings) finish first: the tick's thread
+                # then runs without sharing the interpreter, and the burst is one transaction.
+                time.sleep(_GATHER)
             batch: list[_Item] = [item]
             while len(batch) < _BATCH:
                 try:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -50,12 +51,12 @@ def deliver(agent: Agent) -> None:
     anyio.run(pump, backend="asyncio")
 
 
-def history(agent: Agent, **params: str) -> dict[str, object]:
+def history(agent: Agent, **params: str) -> dict[str, Any]:
     assert agent.api.history is not None
     assert agent.api.history.flush(10.0)
     response = agent.get("/api/v1/alerts/history", **params)
     assert response.status_code == 200, response.text
-    doc: dict[str, object] = response.json()
+    doc: dict[str, Any] = response.json()
     return doc
 
 
@@ -83,13 +84,13 @@ def test_active_alerts_and_their_history_fired_then_resolved(start_agent: Callab
 
     agent.fire("cpu.high", Severity.CRITICAL, cpu="0")
     doc = history(agent)
-    (row,) = doc["alerts"]  # type: ignore[misc]
+    (row,) = doc["alerts"]
     assert row["state"] == "firing"
     assert row["severity"] == "critical"
 
     agent.manager.submit(cleared(finding))
     doc = history(agent)
-    (row,) = doc["alerts"]  # type: ignore[misc]
+    (row,) = doc["alerts"]
     assert row["state"] == "resolved"
     assert row["end_reason"] == "resolved"
     assert row["resolved_at"] >= row["fired_at"]
@@ -109,7 +110,7 @@ def test_history_filters_and_paging(start_agent: Callable[..., Agent]) -> None:
     assert history(agent)["total"] == 5
     crit = history(agent, severity="critical")
     assert crit["total"] == 3
-    assert {a["severity"] for a in crit["alerts"]} == {"critical"}  # type: ignore[attr-defined]
+    assert {a["severity"] for a in crit["alerts"]} == {"critical"}
     assert history(agent, rule="disk.full.1")["total"] == 1
     assert history(agent, rule="disk.full.*", match="device=sd4")["total"] == 1
     assert history(agent, match="device=sd9")["total"] == 0
@@ -117,8 +118,8 @@ def test_history_filters_and_paging(start_agent: Callable[..., Agent]) -> None:
     assert history(agent, since="1h", until="0")["total"] == 0
     page1 = history(agent, limit="2")
     page2 = history(agent, limit="2", offset="2")
-    ids1 = [a["id"] for a in page1["alerts"]]  # type: ignore[attr-defined]
-    ids2 = [a["id"] for a in page2["alerts"]]  # type: ignore[attr-defined]
+    ids1 = [a["id"] for a in page1["alerts"]]
+    ids2 = [a["id"] for a in page2["alerts"]]
     assert len(ids1) == len(ids2) == 2
     assert not set(ids1) & set(ids2)
 
@@ -135,11 +136,13 @@ def test_history_survives_a_restart_and_open_firings_are_closed(
     stop(first)
 
     second = start_agent()
-    rows = {a["rule"]: a for a in history(second)["alerts"]}  # type: ignore[attr-defined]
+    rows = {a["rule"]: a for a in history(second)["alerts"]}
     assert rows["mem.high"]["end_reason"] == "resolved"
     assert rows["load.high"]["state"] == "resolved"
     assert rows["load.high"]["end_reason"] == "agent restarted"
-    assert oct(Path(second.api.history.path).stat().st_mode & 0o777) == "0o600"  # type: ignore[union-attr, arg-type]
+    assert second.api.history is not None
+    assert second.api.history.path is not None
+    assert oct(second.api.history.path.stat().st_mode & 0o777) == "0o600"
 
 
 def test_notifications_and_their_outcome_per_channel_are_recorded(start_agent: Callable[..., Agent]) -> None:
@@ -149,7 +152,7 @@ def test_notifications_and_their_outcome_per_channel_are_recorded(start_agent: C
     agent.manager.add_channel(bad)
     agent.fire("net.errors", Severity.CRITICAL, interface="eth0")
     deliver(agent)
-    (row,) = history(agent)["alerts"]  # type: ignore[misc]
+    (row,) = history(agent)["alerts"]
     outcomes = {(n["channel"], n["delivered"]) for n in row["notifications"]}
     assert outcomes == {("good", True), ("bad", False)}
     failed = next(n for n in row["notifications"] if n["channel"] == "bad")
@@ -331,7 +334,7 @@ def test_events_stream_ticks_and_alert_changes(start_agent: Callable[..., Agent]
         wait_for(lambda: agent.api.events.listening, "the stream client registered")
         agent.pipeline.tick()
         agent.fire("cpu.high", Severity.WARNING)
-        events: list[tuple[str, dict[str, object]]] = []
+        events: list[tuple[str, dict[str, Any]]] = []
         event = ""
         for line in lines:
             if line.startswith("event: "):
@@ -342,7 +345,7 @@ def test_events_stream_ticks_and_alert_changes(start_agent: Callable[..., Agent]
                     break
     kinds = [e for e, _ in events]
     assert kinds == ["tick", "alert"]
-    assert set(events[0][1]["charts"]) == {"cpu", "memory", "disk", "network", "load"}  # type: ignore[arg-type]
+    assert set(events[0][1]["charts"]) == {"cpu", "memory", "disk", "network", "load"}
     assert events[1][1]["change"] == "fired"
 
 
@@ -379,7 +382,7 @@ def test_history_writes_never_block_the_submitter(start_agent: Callable[..., Age
     kept = history(agent)["total"]
     # Retried while locked: nothing is lost to the lock, only what the full queue refused.
     assert history_store.lost == 0
-    assert kept + history_store.dropped == 200  # type: ignore[operator]
+    assert kept + history_store.dropped == 200
     assert agent.get("/api/v1/status").json()["dropped"]["history_changes"] == history_store.dropped
 
 
