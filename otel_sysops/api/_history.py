@@ -162,7 +162,7 @@ class AlertHistory:
     def _run(self) -> None:
         while True:
             item = self._queue.get()
-            if item is not None:
+            if isinstance(item, tuple):
                 # Let the burst that woke us (one tick's findings) finish first: the tick's thread
                 # then runs without sharing the interpreter, and the burst is one transaction.
                 time.sleep(_GATHER)
@@ -181,7 +181,7 @@ class AlertHistory:
         stop = any(item is None for item in batch)
         flushes = [item for item in batch if isinstance(item, _Flush)]
         changes = [item for item in batch if isinstance(item, tuple)]
-        for attempt in range(_ATTEMPTS):
+        for attempt in range(_ATTEMPTS if changes else 0):
             try:
                 with self._transaction():
                     for kind, payload in changes:

@@ -226,6 +226,8 @@ class ApiRoutes:
             limit=_int(query, "limit", 100, 1, self.settings.max_page_size),
             offset=_int(query, "offset", 0, 0, 10**9),
         )
+        # Read every change submitted before this request (the writer gathers for a moment).
+        self.history.flush(2.0)
         return json_response(200, self.history.query(q))
 
     def _silences(self, _: Request, __: dict[str, list[str]]) -> Response:

@@ -303,7 +303,8 @@ function follow() {
     renderTop(s.top);
     document.body.dataset.ticks = String(Number(document.body.dataset.ticks || 0) + 1);
   });
-  source.addEventListener("alert", () => refreshAlerts());
+  // Alerts now; the history once more a moment later (its writer batches a tick's changes).
+  source.addEventListener("alert", () => { refreshAlerts(); setTimeout(refreshHistory, 3000); });
   source.addEventListener("dropped", () => source.close() || setTimeout(follow, 1000));
 }
 
@@ -324,6 +325,7 @@ async function main() {
   follow();
   setInterval(refreshStatus, 10000);
   setInterval(refreshAnomalies, 30000);
+  setInterval(refreshHistory, 30000);
   setInterval(redrawAll, 10000); // the time axis moves even when no tick arrives
   document.body.dataset.ready = "true";
 }
