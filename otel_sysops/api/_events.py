@@ -81,7 +81,7 @@ class EventHub:
         client = _Client(self.queue_size)
         with self._lock:
             if self._closed or len(self._clients) >= self.max_clients:
-                raise StreamFull(f"{self.max_clients} event streams are open already")
+                raise StreamFull(f"too many event streams open (api.max_stream_clients = {self.max_clients})")
             self._clients = [*self._clients, client]
         return self._stream(client, hello)
 

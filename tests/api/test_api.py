@@ -410,3 +410,20 @@ def test_a_reload_changes_the_token(start_agent: Callable[..., Agent]) -> None:
     assert agent.client.post(url, json=body, headers=AUTH).status_code == 401
     rotated = {"Authorization": "Bearer rotated"}
     assert agent.client.post(url, json=body, headers=rotated).status_code == 201
+
+
+def test_nothing_is_built_for_the_stream_while_no_one_listens(start_agent: Callable[..., Agent]) -> None:
+    agent = start_agent()
+    for _ in range(3):
+        agent.pipeline.tick()
+    agent.fire("cpu.high")
+    assert agent.api.events.published == 0
+
+
+def test_stream_clients_past_the_limit_get_503(start_agent: Callable[..., Agent]) -> None:
+    agent = start_agent(max_stream_clients=1)
+    with agent.client.stream("GET", agent.url + "/api/v1/events") as first:
+        assert first.status_code == 200
+        second = agent.get("/api/v1/events")
+        assert second.status_code == 503
+        assert "max_stream_clients = 1" in second.json()["error"]
