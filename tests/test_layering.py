@@ -29,7 +29,7 @@ FLOORS: list[set[str]] = [
     {"settings"},
     {"resource", "store", "churn", "plugin", "reader", "selftelemetry", "selfwatch", "snapshot", "sinks"},
     {"pipeline"},
-    {"alerts", "logs", "inventory", "bridge", "rules"},
+    {"alerts", "logs", "inventory", "bridge", "rules", "api"},
     {"app", "agent", "services"},
     {"cli", "_docs", "__main__"},
 ]

@@ -4,6 +4,7 @@ from ._build import build_alert_sink, build_manager, reconfigure
 from ._delivery import ChannelRunner, CircuitBreaker, DeliveryPolicy, TokenBucket, summary_alert
 from ._errors import ChannelError
 from ._manager import DEFAULT_DEDUP, AlertManager, ManagerPolicy
+from ._observe import AlertChange, AlertObserver
 from ._sink import AlertSink, LogAlertSink
 from ._telemetry import SCOPE as TELEMETRY_SCOPE
 from ._telemetry import register_alert_telemetry
@@ -14,7 +15,9 @@ __all__ = [
     "DEFAULT_DEDUP",
     "TELEMETRY_SCOPE",
     "Alert",
+    "AlertChange",
     "AlertManager",
+    "AlertObserver",
     "AlertSink",
     "AlertState",
     "Channel",

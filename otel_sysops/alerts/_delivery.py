@@ -170,6 +170,8 @@ class ChannelRunner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.closing = False
         self._stopped: asyncio.Event | None = None
+        # Told (channel name, message, None or the reason) after each delivery; the manager's observers.
+        self.on_outcome: Callable[[str, Notification, str | None], None] | None = None
 
     def set_policy(self, policy: DeliveryPolicy) -> None:
         """Apply new limits (a reload) without losing the queue or the held-back counts."""
@@ -282,10 +284,14 @@ class ChannelRunner:
         self.stats.sent_messages += 1
         self.stats.sent_alerts += len(notification.alerts)
         self.stats.last_error = None
+        if self.on_outcome is not None:
+            self.on_outcome(self.name, notification, None)
 
     def _fail(self, notification: Notification, reason: str) -> None:
         self.stats.failed_messages += 1
         self.stats.last_error = reason
+        if self.on_outcome is not None:
+            self.on_outcome(self.name, notification, reason)
         if notification.test:
             return
         with self._lock:

@@ -16,6 +16,7 @@ import anyio.abc
 
 from ._delivery import ChannelRunner, Clock, DeliveryPolicy
 from ._matchers import SilenceBook, matches
+from ._observe import AlertChange, AlertObserver
 from .channel import Alert, Channel, Notification
 from .model import Finding, Severity
 
@@ -89,6 +90,7 @@ class AlertManager:
         self._next_sweep = 0.0
         self._runners: list[ChannelRunner] = []
         self._tg: anyio.abc.TaskGroup | None = None
+        self._observers: list[AlertObserver] = []
 
     # -- channels ----------------------------------------------------------------------------
 
@@ -101,6 +103,7 @@ class AlertManager:
     def add_channel(self, channel: Channel, timeout: float = 10.0, origin: object = None) -> ChannelRunner:
         """Add a channel now; while the manager runs its delivery task starts at once (call on the loop)."""
         runner = ChannelRunner(channel, self.policy.delivery, timeout, self.clock, origin)
+        runner.on_outcome = self._outcome
         with self._lock:
             if any(r.name == channel.name for r in self._runners):
                 raise ValueError(f"a channel named {channel.name!r} already exists")
@@ -139,10 +142,38 @@ class AlertManager:
         """Take one finding from any thread; queue what must be notified and return."""
         now = self.clock()
         with self._lock:
+            before = self._active.get(finding.fingerprint)
+            previous = before.alert if before is not None else None
             alert = self._ingest(finding, now)
+            after = self._active.get(finding.fingerprint)
             runners = list(self._runners)
         if alert is not None:
             self._route(alert, runners, now)
+        if self._observers:
+            change = _change(previous, after.alert if after is not None else None, finding, now)
+            if change is not None:
+                self._tell(lambda o: o.alert_changed(change))
+
+    # -- observers (history, live events) ------------------------------------------------------
+
+    def add_observer(self, observer: AlertObserver) -> None:
+        """Tell `observer` about every alert change and every delivery outcome from now on."""
+        self._observers = [*self._observers, observer]
+
+    def remove_observer(self, observer: AlertObserver) -> None:
+        """Stop telling `observer`."""
+        self._observers = [o for o in self._observers if o is not observer]
+
+    def _outcome(self, channel: str, notification: Notification, error: str | None) -> None:
+        if self._observers and not notification.test:
+            self._tell(lambda o: o.notification_sent(channel, notification, error))
+
+    def _tell(self, call: Callable[[AlertObserver], None]) -> None:
+        for observer in self._observers:
+            try:
+                call(observer)
+            except Exception:  # noqa: BLE001 - an observer's bug must not stop alerting
+                _log.exception("alert observer %r failed", observer)
 
     def _route(self, alert: Alert, runners: list[ChannelRunner], now: float) -> None:
         for runner in runners:
@@ -383,6 +414,26 @@ class AlertManager:
                 if only is None or runner.name == only:
                     tg.start_soon(one, runner)
         return results
+
+
+def _change(
+    previous: Alert | None, current: Alert | None, finding: Finding, now: float
+) -> AlertChange | None:
+    """Return what one finding changed (fired, escalated, resolved), or None for fresh values only."""
+    if previous is None:
+        return None if current is None else AlertChange("fired", current)
+    if current is None:
+        resolved = replace(
+            previous,
+            state="resolved",
+            ends_at=finding.timestamp or now,
+            value=finding.value,
+            message=finding.message,
+        )
+        return AlertChange("resolved", resolved)
+    if current.severity != previous.severity:
+        return AlertChange("escalated", current, previous.severity)
+    return None
 
 
 def _matchers_of(runner: ChannelRunner) -> Mapping[str, str]:

@@ -8,6 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+import anyio
+import anyio.to_thread
+
 from otel_sysops.alerts import (
     TELEMETRY_SCOPE,
     AlertManager,
@@ -21,6 +24,7 @@ from otel_sysops.resource import host_name
 from otel_sysops.settings import Settings
 
 if TYPE_CHECKING:
+    from otel_sysops.api import Api
     from otel_sysops.bridge import AgentView, NatsBridge
     from otel_sysops.pipeline import Pipeline
 
@@ -115,7 +119,62 @@ def nats_service(ctx: ServiceContext) -> NatsBridge | None:
     return bridge
 
 
+class ApiService:
+    """The local API and page (mounted on the agent's HTTP server); `aclose` ends streams and
+    writes the pending alert history."""
+
+    name = "api"
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    async def run(self) -> None:
+        """Nothing to run: the HTTP server's threads serve the handlers."""
+
+    async def aclose(self, timeout: float) -> None:
+        await anyio.to_thread.run_sync(self.api.close, timeout)
+
+
+def api_service(ctx: ServiceContext) -> ApiService | None:
+    """The local API at /api/v1/ and the page at /, fed by every pipeline; None when api.enabled is off.
+
+    The alert history lives in the state directory: the directory of `store.sqlite_path`
+    (or `api.history_path`).
+    """
+    settings = ctx.settings
+    if not settings.api.enabled:
+        return None
+    from otel_sysops.api import ApiParts, build_api
+    from otel_sysops.inventory import Roots, collect_inventory
+
+    host = host_name(settings)
+    roots = Roots(settings.procfs, settings.sysfs, settings.host_root)
+    current: list[Pipeline] = []
+    sqlite = settings.store.sqlite_path
+    parts = ApiParts(
+        pipeline=lambda: current[-1],
+        alerts=ctx.alerts if isinstance(ctx.alerts, AlertManager) else None,
+        inventory=functools.partial(collect_inventory, roots, host, settings=settings),
+        state_dir=sqlite.parent if sqlite is not None else None,
+        started=ctx.view.started,
+        host=host,
+    )
+    api = build_api(parts, settings.api)
+
+    def on_pipeline(pipeline: Pipeline) -> None:
+        # Called now and with every pipeline a reload builds: streams follow the new store.
+        if current:
+            api.reconfigure(pipeline.settings.api)
+        current[:] = [pipeline]
+        pipeline.add_sink(api.tick_sink(pipeline.store))
+
+    ctx.on_pipeline(on_pipeline)
+    for prefix, handler in api.handlers.items():
+        ctx.mount(prefix, handler)
+    return ApiService(api)
+
+
 def default_service_factories() -> list[ServiceFactory]:
     """Return the factories of every built-in service; each returns None when its settings turn it off."""
     # The alert manager first: the log reader submits to it, the NATS bridge registers on it.
-    return [alert_service, log_service, nats_service]
+    return [alert_service, log_service, nats_service, api_service]

@@ -1,4 +1,4 @@
-"""`otel-sysops alerts test`: send a test alert through the configured channels."""
+"""`otel-sysops alerts test|list|history|silence`: test the channels; read and act through the local API."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 from otel_sysops._logging import setup_logging
 from otel_sysops.errors import ConfigError
 
+from ._alerts_api import add_api_verbs
 from ._common import add_settings_options, settings_from
 
 
@@ -19,6 +20,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_settings_options(test)
     test.add_argument("--channel", metavar="NAME", help="only this channel")
     test.set_defaults(func=_test)
+    add_api_verbs(verbs)
 
 
 def _test(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from ._alerts import (
     WebhookChannelSettings,
 )
 from ._analyzers import AnalyzersSettings, LeakRule, ThresholdRule, TrendRule
+from ._api import ApiSettings
 from ._base import Section
 from ._core import (
     CONFIG_ENV,
@@ -38,6 +39,7 @@ __all__ = [
     "AlertmanagerChannelSettings",
     "AlertsSettings",
     "AnalyzersSettings",
+    "ApiSettings",
     "BudgetSettings",
     "ChannelSettings",
     "DiscordChannelSettings",

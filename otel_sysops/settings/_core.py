@@ -25,6 +25,7 @@ from otel_sysops.errors import ConfigError
 
 from ._alerts import AlertsSettings
 from ._analyzers import AnalyzersSettings
+from ._api import ApiSettings
 from ._base import Section
 from ._gpu import GpuSettings
 from ._health import HealthSettings
@@ -126,6 +127,7 @@ class Settings(BaseSettings):
     logs: LogsSettings = LogsSettings()
     gpu: GpuSettings = GpuSettings()
     health: HealthSettings = HealthSettings()
+    api: ApiSettings = ApiSettings()
 
     @classmethod
     def settings_customise_sources(

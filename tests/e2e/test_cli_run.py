@@ -127,3 +127,38 @@ def test_snapshot_says_on_stderr_which_collectors_were_skipped_and_why(tmp_path:
     assert f"collector disk skipped: {procfs / 'diskstats'} does not exist" in out.stderr.splitlines()
     assert not any(line.startswith("collector cpu skipped") for line in out.stderr.splitlines())
     json.loads(out.stdout)  # stdout stays the document alone
+
+
+def test_run_serves_the_local_api_and_page_and_keeps_history_in_the_state_directory(tmp_path: Path) -> None:
+    # `otel-sysops run` as installed: the API and the page share the /metrics listener, and the
+    # alert history goes next to the rollups (the state directory), so it survives a restart.
+    port = free_port()
+    env = clean_env(
+        SYSOPS_PROMETHEUS__PORT=str(port),
+        SYSOPS_INTERVAL="1",
+        SYSOPS_STORE__SQLITE_PATH=str(tmp_path / "rollups.db"),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "otel_sysops", "run"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_ready(port, proc)
+        code, body = get(f"http://127.0.0.1:{port}/api/v1/status")
+        assert code == 200
+        status = json.loads(body)
+        assert status["collectors"]["cpu"]["ok"] is True
+        code, page = get(f"http://127.0.0.1:{port}/")
+        assert code == 200
+        assert "<title>otel-sysops</title>" in page
+        code, _ = get(f"http://127.0.0.1:{port}/api/v1/alerts/history")
+        assert code == 200
+        assert (tmp_path / "alerts.db").exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
