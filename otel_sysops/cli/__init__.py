@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "_inventory",
     "_fleet",
     "_analyze",
+    "_hub",
 )
 
 

@@ -19,6 +19,7 @@ from ._alerts import AlertsSettings
 from ._analyzers import AnalyzersSettings
 from ._base import Section
 from ._gpu import GpuSettings
+from ._hub import HubSettings
 from ._instrumentation import InstrumentationSettings
 from ._logs import LogsSettings
 from ._nats import NatsSettings
@@ -98,6 +99,7 @@ class Settings(BaseSettings):
     nats: NatsSettings = NatsSettings()
     logs: LogsSettings = LogsSettings()
     gpu: GpuSettings = GpuSettings()
+    hub: HubSettings = HubSettings()
 
     @classmethod
     def settings_customise_sources(
