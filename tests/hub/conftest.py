@@ -147,7 +147,11 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "
 def nats_portal() -> Iterator[BlockingPortal]:
     """A background event loop for NATS clients the test drives (simulated agents)."""
     with start_blocking_portal(backend="asyncio") as portal:
-        yield portal
+        try:
+            yield portal
+        finally:
+            # Cancel what still runs there (the simulated agents' loops).
+            portal.call(portal.stop, True)
 
 
 __all__ = ["NatsServer", "free_port", "nats_server_binary", "need"]
