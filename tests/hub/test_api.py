@@ -190,3 +190,26 @@ def test_jwt_bearer_tokens(
     assert httpx.get(f"{hub.url}/healthz").json() == {"ok": True}
     assert ADMIN_KEY  # the configured admin key still works beside JWTs
     assert hub.client.get("/api/v1/keys", headers=hub.admin()).status_code == 200
+
+
+def test_event_stream_carries_alerts_as_they_arrive(
+    nats_server: NatsServer, start_hub: Callable[..., RunningHub]
+) -> None:
+    hub = start_hub(nats_server.url)
+    seen: list[dict[str, Any]] = []
+    with hub.client.stream("GET", "/api/v1/events") as response, nats_portal() as portal:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = response.iter_lines()
+        assert next(lines).startswith("retry:")
+        portal.call(
+            _publish,
+            nats_server.url,
+            [("sysops.web-9.alerts", json.dumps(alert_doc(5, "web-9")).encode())],
+            True,
+        )
+        for line in lines:
+            if line.startswith("data: "):
+                seen.append(json.loads(line[6:]))
+                if seen[-1]["type"] == "alert":
+                    break
+    assert seen[-1]["alert"]["id"] == "alert-web-9-5"
