@@ -13,6 +13,7 @@ import hmac
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,7 +93,6 @@ class Authenticator:
             raise AuthError("JWT bearer tokens are not enabled (hub.jwt_secret or hub.jwks_url)")
         import jwt
 
-        options: dict[str, Any] = {"require": ["exp"]}
         try:
             if self._jwks is not None:
                 key: Any = self._jwks.get_signing_key_from_jwt(token).key
@@ -106,7 +106,7 @@ class Authenticator:
                 algorithms=algorithms,
                 audience=self.settings.jwt_audience,
                 issuer=self.settings.jwt_issuer,
-                options=options,
+                options={"require": ["exp"]},
             )
         except jwt.PyJWTError as exc:
             raise AuthError(f"invalid token: {exc}") from exc
@@ -121,7 +121,7 @@ class Authenticator:
 class RateLimiter:
     """A token bucket per caller: `rate` requests per second sustained, `burst` at once."""
 
-    def __init__(self, rate: float, burst: int, clock: Any = time.monotonic) -> None:
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
         self.burst = float(burst)
         self.clock = clock

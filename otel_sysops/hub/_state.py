@@ -284,7 +284,7 @@ class FleetState:
                     self._write_alert(cur, doc, "hub", wall)
                     cur.execute("UPDATE hosts SET down = 1 WHERE host = ?", (host.host,))
                     doc = {**doc, "source": "hub", "received_at": wall}
-                    self.active[(host.host, doc["fingerprint"])] = doc
+                    self.active[(host.host, str(doc["fingerprint"]))] = doc
                     findings.append(
                         Finding(DOWN_RULE, DOWN_METRIC, attributes, Severity.CRITICAL, message, value=age)
                     )

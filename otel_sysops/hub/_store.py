@@ -209,7 +209,8 @@ class Store:
         offset: int,
     ) -> tuple[int, list[dict[str, Any]]]:
         """Return (total, page) of alerts, newest first, filtered by equality on the given columns."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         for column, value in filters.items():
             assert column in ALERT_COLUMNS
             where.append(f"{column} = ?")
