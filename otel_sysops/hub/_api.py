@@ -165,7 +165,8 @@ class Api:
 
     async def hosts(self, request: Request, _: Principal) -> Response:
         params = _params(request, ("status", "q", "sort", "order", "limit", "offset"))
-        rows = self.hub.state.host_rows()
+        # Rows are shared for half a second between concurrent readers.
+        rows = self.hub.state.host_rows(max_age=0.5)
         status = params.get("status")
         if status is not None and status not in ("up", "down"):
             raise ApiError(400, "status: expected up or down")

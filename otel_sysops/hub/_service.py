@@ -114,38 +114,59 @@ class Hub:
                 _log.info("stream %s now also covers %s", name, ", ".join(missing))
 
     async def _consume(self, js: JetStreamContext, stream: str, durable: str, which: str) -> None:
-        import nats.errors
-        import nats.js.errors
+        """Read a stream through a durable push consumer; apply and acknowledge in batches.
+
+        A message is acknowledged only after its batch is committed, so whatever the hub had not
+        stored when it stopped is delivered again to the next hub with the same durable name.
+        """
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-        try:
-            await js.consumer_info(stream, durable)
-        except nats.js.errors.NotFoundError:
-            await js.add_consumer(
-                stream,
-                ConsumerConfig(
-                    durable_name=durable,
-                    ack_policy=AckPolicy.EXPLICIT,
-                    deliver_policy=DeliverPolicy.ALL,
-                    ack_wait=60.0,
-                    max_ack_pending=20_000,
-                ),
-            )
-        sub = await js.pull_subscribe_bind(durable, stream, pending_msgs_limit=50_000)
+        pending: list[Any] = []
+        wake = anyio.Event()
+
+        async def on_message(msg: Any) -> None:
+            pending.append(msg)
+            wake.set()
+
+        config = ConsumerConfig(
+            durable_name=durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=60.0,
+            max_ack_pending=100_000,
+        )
+        sub = await js.subscribe(
+            "",
+            stream=stream,
+            durable=durable,
+            config=config,
+            cb=on_message,
+            manual_ack=True,
+            pending_msgs_limit=500_000,
+            pending_bytes_limit=1024 * 1024 * 1024,
+        )
         batch_size = self.cfg.fetch_batch
-        while True:
-            try:
-                msgs = await sub.fetch(batch_size, timeout=1.0)
-            except nats.errors.TimeoutError:
-                self.caught_up[which] = True
-                continue
-            batch = [Incoming(m.subject.rsplit(".", 1)[-1], m.data, _stored_at(m)) for m in msgs]
-            events = await anyio.to_thread.run_sync(self.state.apply, batch)
-            for m in msgs:
-                await m.ack()
-            self.events.publish_many(events)
-            if len(msgs) < batch_size:
-                self.caught_up[which] = True
+        try:
+            while True:
+                with anyio.move_on_after(1.0):
+                    await wake.wait()
+                wake = anyio.Event()
+                if not pending:
+                    self.caught_up[which] = True
+                    continue
+                while pending:
+                    msgs, pending[:] = pending[:batch_size], pending[batch_size:]
+                    batch = [Incoming(m.subject.rsplit(".", 1)[-1], m.data, _stored_at(m)) for m in msgs]
+                    events = await anyio.to_thread.run_sync(self.state.apply, batch)
+                    for m in msgs:
+                        await m.ack()
+                    self.events.publish_many(events)
+                    # Caught up when less than one batch is left: down checks run on a consumer that
+                    # keeps up, not on one replaying a backlog.
+                    self.caught_up[which] = len(pending) < batch_size and _pending(msgs[-1]) < batch_size
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                await sub.unsubscribe()
 
     async def _checker(self) -> None:
         while True:
@@ -247,6 +268,14 @@ def _stored_at(msg: Any) -> float:
         return float(msg.metadata.timestamp.timestamp())
     except (AttributeError, ValueError, TypeError):
         return time.time()
+
+
+def _pending(msg: Any) -> int:
+    """Return how many messages the consumer has not been sent yet after this one."""
+    try:
+        return int(msg.metadata.num_pending)
+    except (AttributeError, ValueError, TypeError):
+        return 0
 
 
 def kinds() -> Iterable[str]:

@@ -87,6 +87,7 @@ class FleetState:
         # (host, fingerprint) -> alert document (agents' and the hub's own).
         self.active: dict[tuple[str, str], dict[str, Any]] = {}
         self.inventory_hash: dict[str, str] = {}
+        self._rows_cache: tuple[float, list[dict[str, Any]]] | None = None
         self.counts = {"heartbeats": 0, "alerts": 0, "inventories": 0, "malformed": 0, "down": 0}
         self._load()
 
@@ -311,9 +312,21 @@ class FleetState:
 
     # -- reads ----------------------------------------------------------------------------------
 
-    def host_rows(self, now: float | None = None) -> list[dict[str, Any]]:
-        """Return every host's row of the fleet table."""
+    def host_rows(self, now: float | None = None, max_age: float = 0.0) -> list[dict[str, Any]]:
+        """Return every host's row of the fleet table (a copy of the list: callers sort and filter it).
+
+        With `max_age`, rows built less than that many seconds ago are reused (concurrent API
+        readers of a large fleet share one build).
+        """
         wall = self.clock() if now is None else now
+        cached = self._rows_cache
+        if max_age > 0 and cached is not None and 0 <= wall - cached[0] < max_age:
+            return list(cached[1])
+        rows = self._build_rows(wall)
+        self._rows_cache = (wall, rows)
+        return list(rows)
+
+    def _build_rows(self, wall: float) -> list[dict[str, Any]]:
         with self.lock:
             by_host: dict[str, dict[str, int]] = {}
             for (host, _), alert in self.active.items():

@@ -44,7 +44,7 @@ class Fleet:
                         await nc.publish(f"sysops.{host}.heartbeat", heartbeat(host, INTERVAL, i))
                 await nc.flush()
                 self.rounds += 1
-                await anyio.sleep(INTERVAL / 2)
+                await anyio.sleep(INTERVAL)
         finally:
             await nc.close()
 
@@ -61,6 +61,8 @@ class Fleet:
         await nc.close()
 
 
+# Generous bounds: the waits poll state, and only a starved machine comes near them.
+@pytest.mark.timeout(400)
 def test_thousand_agents_down_alert_and_restart_loses_nothing(
     nats_server: NatsServer, start_hub: Callable[..., RunningHub]
 ) -> None:
@@ -68,9 +70,9 @@ def test_thousand_agents_down_alert_and_restart_loses_nothing(
     fleet = Fleet(nats_server.url)
     with nats_portal() as portal:
         portal.start_task_soon(fleet.run)
-        wait_for(lambda: hub.get("/api/v1/hosts")["total"] == HOSTS, 60, "every host listed")
+        wait_for(lambda: hub.get("/api/v1/hosts")["total"] == HOSTS, 120, "every host listed")
         portal.call(fleet.alerts, 0, 200)
-        wait_for(lambda: hub.get("/api/v1/alerts/history")["total"] == 200, 30, "200 alerts")
+        wait_for(lambda: hub.get("/api/v1/alerts/history")["total"] == 200, 120, "200 alerts")
 
         fleet.stopped.add("node-0042")
         wait_for(
@@ -97,15 +99,15 @@ def test_thousand_agents_down_alert_and_restart_loses_nothing(
         hub.stop()
         portal.call(fleet.alerts, 200, 300)
         hub = start_hub(nats_server.url, db=db)
-        wait_for(lambda: hub.get("/api/v1/alerts/history", source="agent")["total"] == 500, 60, "500 alerts")
+        wait_for(lambda: hub.get("/api/v1/alerts/history", source="agent")["total"] == 500, 120, "500 alerts")
         history = hub.get("/api/v1/alerts/history", source="agent", limit=1000)["alerts"]
         assert sorted(a["id"] for a in history) == sorted(fleet.alerts_sent)
         assert hub.get("/api/v1/hosts")["total"] == HOSTS
 
         # Still down after the restart; back up when its heartbeats return (the alert resolves).
-        wait_for(lambda: hub.get("/api/v1/hosts/node-0042")["status"] == "down", 30, "still down")
+        wait_for(lambda: hub.get("/api/v1/hosts/node-0042")["status"] == "down", 120, "still down")
         fleet.stopped.clear()
-        wait_for(lambda: hub.get("/api/v1/hosts", status="down")["total"] == 0, 60, "every host up")
+        wait_for(lambda: hub.get("/api/v1/hosts", status="down")["total"] == 0, 120, "every host up")
         resolved = hub.get("/api/v1/alerts/history", rule="host_down", host="node-0042", state="resolved")
         assert resolved["total"] >= 1
         assert not [
@@ -132,8 +134,8 @@ def test_silence_through_the_api_reaches_the_agent_and_suppresses_only_its_match
     operator = {"Authorization": f"Bearer {key}"}
     with nats_portal() as portal:
         portal.start_task_soon(bridge.run)
-        wait_for(lambda: bridge.connected, 30, "the bridge connected")
-        wait_for(lambda: hub.get("/api/v1/hosts")["total"] == 1, 30, "the agent's heartbeat")
+        wait_for(lambda: bridge.connected, 120, "the bridge connected")
+        wait_for(lambda: hub.get("/api/v1/hosts")["total"] == 1, 120, "the agent's heartbeat")
         body: dict[str, Any] = {
             "hosts": ["node-1"],
             "matchers": {"rule": "disk_full"},
@@ -152,7 +154,7 @@ def test_silence_through_the_api_reaches_the_agent_and_suppresses_only_its_match
 
         portal.call(manager.route, make_alert(1, rule="disk_full", host="node-1"))
         portal.call(manager.route, make_alert(2, rule="cpu_high", host="node-1"))
-        wait_for(lambda: hub.get("/api/v1/alerts/history")["total"] >= 1, 30, "the unsilenced alert")
+        wait_for(lambda: hub.get("/api/v1/alerts/history")["total"] >= 1, 120, "the unsilenced alert")
         assert [a["rule"] for a in hub.get("/api/v1/alerts/history")["alerts"]] == ["cpu_high"]
         assert [a.rule for a in manager.suppressed] == ["disk_full"]
 
