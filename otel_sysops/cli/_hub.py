@@ -72,6 +72,14 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         anyio.run(main, backend="asyncio")
+    except BaseExceptionGroup as group:
+        # A task that failed for a reason worth one line (NATS unreachable, port taken).
+        found = group.subgroup(lambda e: isinstance(e, SysopsError))
+        while isinstance(found, BaseExceptionGroup):
+            found = found.exceptions[0]
+        if found is not None:
+            raise found from None
+        raise
     finally:
         hub.store.close()
     return 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -25,8 +24,6 @@ if TYPE_CHECKING:
     from nats.js import JetStreamContext
 
 _log = logging.getLogger("otel_sysops.hub")
-
-_KINDS = ("alerts", "inventory", "heartbeat")
 
 
 def build_manager(settings: Settings) -> AlertManager:
@@ -225,7 +222,7 @@ class Hub:
         try:
             self.nc = await self._connect()
         except Exception as exc:
-            raise SysopsError(f"hub: cannot connect to NATS at {self.nats_url}: {exc}") from exc
+            raise SysopsError(f"hub: {exc}") from exc
         js = self.nc.jetstream(timeout=10.0)
         try:
             if self.cfg.create_streams:
@@ -276,8 +273,3 @@ def _pending(msg: Any) -> int:
         return int(msg.metadata.num_pending)
     except (AttributeError, ValueError, TypeError):
         return 0
-
-
-def kinds() -> Iterable[str]:
-    """Return the subject kinds the hub consumes."""
-    return _KINDS
