@@ -184,14 +184,24 @@ def run_one(hosts: int, window: float) -> dict[str, float]:
                 raise RuntimeError("not every host arrived")
             time.sleep(0.5)
         proc = psutil.Process(hub.pid)
+        b0 = httpx.get(base + "/api/v1/status").json()["counts"]["heartbeats"]
         c0, t0 = proc.cpu_times(), time.monotonic()
         time.sleep(window)
         c1, t1 = proc.cpu_times(), time.monotonic()
+        b1 = httpx.get(base + "/api/v1/status").json()["counts"]["heartbeats"]
         core = ((c1.user - c0.user) + (c1.system - c0.system)) / (t1 - t0)
+        beats = (b1 - b0) / (t1 - t0)
         latencies = api_latency(base, 10, 100, hosts)
         q = statistics.quantiles(latencies, n=100)
         rss = proc.memory_info().rss / 2**20
-        row = {"hosts": hosts, "core": core, "p50_ms": q[49] * 1000, "p95_ms": q[94] * 1000, "rss_mb": rss}
+        row = {
+            "hosts": hosts,
+            "beats_per_s": beats,
+            "core": core,
+            "p50_ms": q[49] * 1000,
+            "p95_ms": q[94] * 1000,
+            "rss_mb": rss,
+        }
         print(row, flush=True)
         return row
     finally:
@@ -211,11 +221,11 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=30.0)
     args = parser.parse_args()
     rows = [run_one(n, args.window) for n in args.hosts]
-    print(f"{'hosts':>7} {'core':>7} {'API p50':>9} {'API p95':>9} {'RSS':>8}")
+    print(f"{'hosts':>7} {'beats/s':>8} {'core':>7} {'API p50':>9} {'API p95':>9} {'RSS':>8}")
     for r in rows:
         print(
-            f"{r['hosts']:>7} {r['core']:>7.3f} {r['p50_ms']:>7.1f}ms {r['p95_ms']:>7.1f}ms "
-            f"{r['rss_mb']:>6.0f}MB"
+            f"{r['hosts']:>7} {r['beats_per_s']:>8.0f} {r['core']:>7.3f} {r['p50_ms']:>7.1f}ms "
+            f"{r['p95_ms']:>7.1f}ms {r['rss_mb']:>6.0f}MB"
         )
     if len(rows) >= 2:
         a, b = rows[0], rows[-1]

@@ -107,7 +107,12 @@ class Hub:
             missing = [s for s in config.subjects or [] if s not in have]
             if missing:
                 info.config.subjects = sorted(have | set(missing))
-                await js.update_stream(info.config)
+                try:
+                    await js.update_stream(info.config)
+                except nats.js.errors.APIError as exc:
+                    raise ConfigError(
+                        f"hub.stream: cannot add {', '.join(missing)} to stream {name} ({exc.description})"
+                    ) from exc
                 _log.info("stream %s now also covers %s", name, ", ".join(missing))
 
     async def _consume(self, js: JetStreamContext, stream: str, durable: str, which: str) -> None:

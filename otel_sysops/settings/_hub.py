@@ -34,7 +34,8 @@ class HubSettings(Section):
     # NATS server when `nats.url` is unset.
     nats_url: str = "nats://127.0.0.1:4222"
     # JetStream: the streams the hub reads (made or updated at start when `create_streams`).
-    stream: str = "SYSOPS"
+    # The name docs/nats.md uses for the alert stream: an existing one is widened to the inventory.
+    stream: str = "SYSOPS_ALERTS"
     heartbeat_stream: str = "SYSOPS_HEARTBEATS"
     create_streams: bool = True
     stream_max_age: float = Field(30 * 86400.0, gt=0, description="seconds alerts and inventory are kept")
