@@ -45,6 +45,7 @@ class Hub:
         self.state = FleetState(
             self.store, self.cfg.missed_heartbeats, self.manager.submit if self.manager else None
         )
+        self.state.resubmit_down()
         self.events = Broadcaster()
         self.nc: Client | None = None
         # Down checks wait until both consumers have read what was stored while the hub was away.

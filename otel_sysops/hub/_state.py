@@ -135,6 +135,22 @@ class FleetState:
         self._notify(findings)
         return events
 
+    def resubmit_down(self) -> int:
+        """Tell the alert manager again about hosts the database says are down (after a restart).
+
+        Without it, a host that comes back after a hub restart would resolve an alert the new
+        manager never saw, and no channel would hear of its return.
+        """
+        findings = []
+        with self.lock:
+            for host in self.hosts.values():
+                if host.down:
+                    attributes = {"host.name": host.host}
+                    message = f"{host.host} is down (still, when the hub started)"
+                    findings.append(Finding(DOWN_RULE, DOWN_METRIC, attributes, Severity.CRITICAL, message))
+        self._notify(findings)
+        return len(findings)
+
     def _notify(self, findings: list[Finding]) -> None:
         if self._submit is not None:
             for finding in findings:

@@ -104,10 +104,14 @@ def test_thousand_agents_down_alert_and_restart_loses_nothing(
         assert sorted(a["id"] for a in history) == sorted(fleet.alerts_sent)
         assert hub.get("/api/v1/hosts")["total"] == HOSTS
 
-        # Still down after the restart; back up when its heartbeats return (the alert resolves).
+        # Still down after the restart; back up when its heartbeats return (the alert resolves, and
+        # the hub's channels hear of it although the firing was notified before the restart).
         wait_for(lambda: hub.get("/api/v1/hosts/node-0042")["status"] == "down", 120, "still down")
+        assert hub.hub.manager is not None
+        manager = hub.hub.manager
         fleet.stopped.clear()
         wait_for(lambda: hub.get("/api/v1/hosts", status="down")["total"] == 0, 120, "every host up")
+        wait_for(lambda: manager.counts["resolved"] >= 1, 120, "the resolution notified")
         resolved = hub.get("/api/v1/alerts/history", rule="host_down", host="node-0042", state="resolved")
         assert resolved["total"] >= 1
         assert not [
