@@ -16,6 +16,8 @@ from otel_sysops.health import Health
 from otel_sysops.pipeline import Pipeline
 from otel_sysops.settings import Settings
 
+from ._summary import heartbeat_summary
+
 # Bump when a field changes meaning or type; consumers check it.
 SCHEMA_VERSION = 1
 
@@ -131,6 +133,7 @@ def heartbeat_payload(
             for (plugin, kind), count in sorted(pipeline.errors.snapshot().items())
         ],
         "bridge": dict(bridge),
+        "summary": heartbeat_summary(pipeline),
     }
 
 

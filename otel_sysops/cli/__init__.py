@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "_fleet",
     "_analyze",
     "_rules",
+    "_hub",
 )
 
 
@@ -39,6 +40,8 @@ _SINGLE = {
     "inventory": "_inventory",
     "fleet": "_fleet",
     "analyze": "_analyze",
+    "rules": "_rules",
+    "hub": "_hub",
 }
 
 

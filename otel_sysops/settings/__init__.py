@@ -29,6 +29,7 @@ from ._core import (
     is_string_list,
     load_settings,
 )
+from ._hub import HubSettings
 from ._nats import NatsSettings
 from ._otel import OtelChoices, apply_otel_environment, resolve_otel_environment
 
@@ -44,6 +45,7 @@ __all__ = [
     "ChannelSettings",
     "DiscordChannelSettings",
     "EmailChannelSettings",
+    "HubSettings",
     "LeakRule",
     "LogChannelSettings",
     "LogSettings",

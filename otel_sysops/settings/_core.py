@@ -29,6 +29,7 @@ from ._api import ApiSettings
 from ._base import Section
 from ._gpu import GpuSettings
 from ._health import HealthSettings
+from ._hub import HubSettings
 from ._instrumentation import InstrumentationSettings
 from ._logs import LogsSettings
 from ._nats import NatsSettings
@@ -128,6 +129,7 @@ class Settings(BaseSettings):
     gpu: GpuSettings = GpuSettings()
     health: HealthSettings = HealthSettings()
     api: ApiSettings = ApiSettings()
+    hub: HubSettings = HubSettings()
 
     @classmethod
     def settings_customise_sources(
