@@ -86,7 +86,7 @@ def main() -> None:
     fake = FakeNvml(fleet(gpus))
     pipeline = Pipeline(settings, load=False)
     collector = GpuCollector(CollectorContext("gpu", settings, pipeline.files, pipeline.errors), nvml=fake)  # type: ignore[arg-type]
-    pipeline.add_collector("gpu", collector)  # type: ignore[arg-type]
+    pipeline.add_collector("gpu", collector)
     collector.collect(time.monotonic())
 
     def replay() -> None:

@@ -80,7 +80,7 @@ def _run(mutate: Callable[[Path], None]) -> None:
             for name, cls in COLLECTORS.items():
                 ctx = CollectorContext(name, settings, pipe.files, pipe.errors)
                 kwargs = {"statvfs": _stat_table} if cls is FilesystemCollector else {}
-                pipe.add_collector(name, cls(ctx, **kwargs))  # type: ignore[arg-type]
+                pipe.add_collector(name, cls(ctx, **kwargs))
             assert pipe.tick().failed == {}
             mutate(root)
             result = pipe.tick()
