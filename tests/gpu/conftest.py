@@ -14,10 +14,10 @@ from opentelemetry.sdk.metrics.export import MetricsData
 from instrumentation.gpu import GpuCollector
 from otel_sysops.alerts import Finding
 from otel_sysops.pipeline import Pipeline, iter_points
-from tests.points import number_points
 from otel_sysops.plugin import CollectorContext
 from otel_sysops.settings import Settings
 from tests.fakes.fake_nvml import FakeNvml, as_nvml
+from tests.points import number_points
 
 # The fake fleet's PCI devices as the kernel names them, with their NUMA nodes (-1: none).
 NUMA = {"0000:07:00.0": "0\n", "0000:0f:00.0": "1\n", "0000:41:00.0": "-1\n"}

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from otel_sysops.inventory import Roots, collect_inventory
 from otel_sysops.pipeline import Pipeline
-from tests.points import number_points
 from otel_sysops.settings import Settings
 from tests.fakes import fake_nvml
 from tests.gpu.conftest import UUID
+from tests.points import number_points
 
 HOST = Path(__file__).resolve().parents[1] / "fixtures" / "inventory-host"
 
