@@ -19,7 +19,7 @@ from oteltest.sink import GrpcSink
 from oteltest.sink.handler import RequestHandler
 
 
-class Count(RequestHandler):
+class Count(RequestHandler):  # type: ignore[misc]  # oteltest has no type information
     def __init__(self) -> None:
         self.n = 0
 
