@@ -16,13 +16,14 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
+from instrumentation._nvml import NvmlModule
 from instrumentation.gpu import GpuCollector
 from otel_sysops.pipeline import Pipeline
 from otel_sysops.plugin import CollectorContext
 from otel_sysops.settings import load_settings
-from tests.fakes.fake_nvml import FakeLink, FakeNvml, default_gpus
+from tests.fakes.fake_nvml import FakeLink, FakeNvml, as_nvml, default_gpus
 
 
 class Recording:
@@ -76,7 +77,8 @@ def main() -> None:
     # Record one tick's calls with a collector of its own, after a first tick has learnt the
     # NVLink topology and the unsupported queries.
     recorded = Recording(FakeNvml(fleet(gpus)))
-    recorder = GpuCollector(CollectorContext("gpu", settings), nvml=recorded)  # type: ignore[arg-type]
+    # A __getattr__ proxy: like the real binding, it is an NvmlModule only at runtime.
+    recorder = GpuCollector(CollectorContext("gpu", settings), nvml=cast(NvmlModule, recorded))
     recorder.collect(0.0)
     recorded.record = []
     recorder.collect(10.0)
@@ -85,8 +87,10 @@ def main() -> None:
 
     fake = FakeNvml(fleet(gpus))
     pipeline = Pipeline(settings, load=False)
-    collector = GpuCollector(CollectorContext("gpu", settings, pipeline.files, pipeline.errors), nvml=fake)  # type: ignore[arg-type]
-    pipeline.add_collector("gpu", collector)  # type: ignore[arg-type]
+    collector = GpuCollector(
+        CollectorContext("gpu", settings, pipeline.files, pipeline.errors), nvml=as_nvml(fake)
+    )
+    pipeline.add_collector("gpu", collector)
     collector.collect(time.monotonic())
 
     def replay() -> None:

@@ -24,7 +24,10 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+
+from opentelemetry.sdk.metrics.export import MetricsData
 
 from otel_sysops.pipeline import Pipeline, iter_points
 from otel_sysops.settings import Settings
@@ -41,9 +44,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def host_series(data: object) -> int:
+def host_series(data: MetricsData) -> int:
     """Count the points that describe the host (the agent's own `otel_sysops.*` left out)."""
-    return sum(1 for metric, _ in iter_points(data) if not metric.name.startswith("otel_sysops."))  # type: ignore[arg-type]
+    return sum(1 for metric, _ in iter_points(data) if not metric.name.startswith("otel_sysops."))
 
 
 def ours(n: int, enabled: list[str] | None = None) -> tuple[float, int, dict[str, float], Pipeline]:
@@ -99,7 +102,7 @@ def connection_counting(n: int) -> dict[str, float]:
     from instrumentation._sockets import NetlinkSource, ProcNetSource
 
     own = Path("/proc/self/net")
-    methods = {
+    methods: dict[str, Callable[[], object]] = {
         "netlink sock_diag, TIME_WAIT from sockstat (ours)": NetlinkSource(
             sockstat=lambda: (own / "sockstat").read_text() + (own / "sockstat6").read_text()
         ).count,

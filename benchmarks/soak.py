@@ -95,8 +95,8 @@ def main() -> None:
                 next_spawn += gap
             children = [c for c in children if c.poll() is None]
             if now >= next_sample:
-                theirs = rss_mb(node.pid) if node else float("nan")
-                samples.append((now - start, rss_mb(agent.pid), theirs))
+                node_rss = rss_mb(node.pid) if node else float("nan")
+                samples.append((now - start, rss_mb(agent.pid), node_rss))
                 next_sample += 10
             time.sleep(min(0.2, gap))
         gauges = self_gauges(url)

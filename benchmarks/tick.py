@@ -13,23 +13,24 @@ import logging
 import os
 import socket
 import time
+from typing import Any
 
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 from oteltest.sink import GrpcSink
 from oteltest.sink.handler import RequestHandler
 
 
-class Count(RequestHandler):
+class Count(RequestHandler):  # type: ignore[misc]  # oteltest has no type information
     def __init__(self) -> None:
         self.n = 0
 
-    def handle_metrics(self, request, headers):  # type: ignore[no-untyped-def]
+    def handle_metrics(self, request: Any, headers: Any) -> None:
         self.n += 1
 
-    def handle_logs(self, request, headers):  # type: ignore[no-untyped-def]
+    def handle_logs(self, request: Any, headers: Any) -> None:
         return None
 
-    def handle_trace(self, request, headers):  # type: ignore[no-untyped-def]
+    def handle_trace(self, request: Any, headers: Any) -> None:
         return None
 
 

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import Metric, MetricsData, ResourceMetrics, ScopeMetrics
@@ -122,7 +123,7 @@ class Pipeline:
         self._churn.append(churn)
         return churn
 
-    def add_collector(self, name: str, collector: Collector[object]) -> None:
+    def add_collector(self, name: str, collector: Collector[Any]) -> None:
         """Register a collector's instruments and sample it every tick."""
         scope = f"otel_sysops.instrumentation.{name}"
         collector.register(self.meter(scope), self.churning_meter(scope))

@@ -12,9 +12,10 @@ from instrumentation._linux.meminfo import parse_meminfo
 from instrumentation._linux.stat import parse_stat
 from instrumentation.cpu import CpuCollector, utilization
 from instrumentation.memory import MemoryCollector, memory_states
-from otel_sysops.pipeline import Pipeline, iter_points
+from otel_sysops.pipeline import Pipeline
 from otel_sysops.plugin import CollectorContext
 from otel_sysops.settings import Settings
+from tests.points import number_points
 
 STAT_1 = """cpu  100 0 50 800 50 0 0 0 0 0
 cpu0 60 0 30 400 10 0 0 0 0 0
@@ -96,7 +97,7 @@ def test_collectors_through_the_sdk_on_a_frozen_proc(
     pipe.tick()
     (tmp_path / "stat").write_text(STAT_2)
     data = pipe.tick().data
-    points = {(m.name, tuple(sorted(p.attributes.items()))): p.value for m, p in iter_points(data)}  # type: ignore[attr-defined]
+    points = {(m.name, tuple(sorted((p.attributes or {}).items()))): p.value for m, p in number_points(data)}
     assert points[("system.cpu.utilization", (("cpu.logical_number", 0), ("cpu.mode", "user")))] == 0.5
     assert points[("system.cpu.logical.count", ())] == 2
     assert points[("system.memory.usage", (("system.memory.state", "used"),))] == 6_000_000 * 1024

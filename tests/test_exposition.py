@@ -127,7 +127,7 @@ def test_no_empty_label_in_either_format_and_both_parse(host: tuple[MetricsData,
     assert '=""' not in om
     assert om.endswith("# EOF\n")
     text_families = {f.name: f for f in parse_text(text)}
-    om_families = {f.name: f for f in parse_openmetrics(om)}  # type: ignore[no-untyped-call]
+    om_families = {f.name: f for f in parse_openmetrics(om)}  # type: ignore[no-untyped-call]  # unannotated upstream
     assert text_families.keys() - {"target_info"} == om_families.keys() - {"target"}
     assert sum(len(f.samples) for f in text_families.values()) == sink.samples
     for family in text_families.values():
@@ -212,7 +212,7 @@ def test_each_series_has_only_its_own_labels_and_awkward_values_are_escaped() ->
     assert '# HELP demo_io_bytes_total a "counter"\\nover lines' in lines
     om = sink.render("openmetrics").decode()
     assert "# TYPE demo_io_bytes counter" in om.splitlines()
-    families = {f.name: f for f in parse_openmetrics(om)}  # type: ignore[no-untyped-call]
+    families = {f.name: f for f in parse_openmetrics(om)}  # type: ignore[no-untyped-call]  # unannotated upstream
     assert families["demo_io_bytes"].samples[0].value == 7
     assert families["demo_latency_seconds"].type == "histogram"
     assert {f.name for f in parse_text(text)} >= {"demo_load_ratio", "demo_io_bytes", "target_info"}

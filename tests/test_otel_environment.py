@@ -139,9 +139,12 @@ def _cumulative_collections() -> tuple[MetricsData, MetricsData, MetricsData]:
     meter.create_observable_counter("c", [lambda _o: [Observation(next(values), {"k": "v"})]])
     meter.create_observable_up_down_counter("u", [lambda _o: [Observation(7, {})]])
     meter.create_observable_gauge("g", [lambda _o: [Observation(0.5, {})]])
-    collections = tuple(reader.get_metrics_data() for _ in range(3))
+    first, second, third = (reader.get_metrics_data() for _ in range(3))
     provider.shutdown()
-    return collections  # type: ignore[return-value]
+    assert first is not None
+    assert second is not None
+    assert third is not None
+    return first, second, third
 
 
 def _by_name(data: MetricsData) -> dict[str, object]:

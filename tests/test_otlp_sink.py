@@ -7,7 +7,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData
+from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData, ResourceMetrics
+from opentelemetry.sdk.resources import Resource
 
 from otel_sysops.pipeline import Pipeline
 from otel_sysops.settings import OtlpSettings, Settings
@@ -39,7 +40,8 @@ class GatedExporter:
 
 
 def data(n: int) -> MetricsData:
-    return MetricsData(resource_metrics=[]) if n < 0 else MetricsData(resource_metrics=[None] * n)  # type: ignore[list-item]
+    """A collection of `n` empty resources (no points)."""
+    return MetricsData(resource_metrics=[ResourceMetrics(Resource({}), [], "") for _ in range(max(n, 0))])
 
 
 def test_consume_returns_while_the_endpoint_hangs_and_order_is_kept() -> None:

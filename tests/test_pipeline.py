@@ -12,11 +12,12 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData
 
 from otel_sysops.churn import ChurningMeter
-from otel_sysops.pipeline import Pipeline, iter_points
+from otel_sysops.pipeline import Pipeline
 from otel_sysops.plugin import Collector, CollectorContext
 from otel_sysops.settings import Settings
 from otel_sysops.sinks import PrometheusSink
 from otel_sysops.sinks._otlp import OtlpSink
+from tests.points import data_points, number_points
 
 
 class RecordingExporter:
@@ -77,8 +78,8 @@ class CountingCollector(Collector[int]):
 
 def _values(data: MetricsData) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return {
-        (m.name, tuple(sorted((k, str(v)) for k, v in p.attributes.items()))): float(p.value)  # type: ignore[attr-defined]
-        for m, p in iter_points(data)
+        (m.name, tuple(sorted((k, str(v)) for k, v in (p.attributes or {}).items()))): float(p.value)
+        for m, p in number_points(data)
         if m.name.startswith("test.")
     }
 
@@ -163,7 +164,7 @@ def test_plain_sdk_instrument_overflows_past_the_cardinality_limit(
     for tick in range(6):
         state["tick"] = tick
         data = pipe.tick().data
-        names |= {k for m, p in iter_points(data) if m.name == "test.sdk_pids" for k in p.attributes}
+        names |= {k for m, p in data_points(data) if m.name == "test.sdk_pids" for k in p.attributes or {}}
     pipe.close(1.0)
     assert "otel.metric.overflow" in names
 
@@ -188,9 +189,9 @@ def test_ten_thousand_pids_over_time_never_overflow_and_memory_stays_bounded(
         for tick in range(ticks):
             state["tick"] = tick
             data = pipe.tick(timestamp=1_000_000.0 + tick).data
-            points = [p for m, p in iter_points(data) if m.name == "test.process.memory"]
+            points = [p for m, p in number_points(data) if m.name == "test.process.memory"]
             assert len(points) == per_tick
-            pids_now = {p.attributes.get("process.pid") for p in points}
+            pids_now = {(p.attributes or {}).get("process.pid") for p in points}
             assert pids_now == set(range(tick * per_tick, (tick + 1) * per_tick))  # no overflow point
             seen += len(pids_now)
             if tick == ticks // 4:

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import logging
 from importlib.metadata import EntryPoint, entry_points
+from typing import Protocol
 
 import pytest
 
 from otel_sysops.errors import CollectorUnavailableError
 from otel_sysops.plugin import INSTRUMENTATION_GROUP, load_plugins
+
+
+class Plugin(Protocol):
+    """What the test plugins are: a class built from its entry point's name."""
+
+    def __init__(self, name: str) -> None: ...
+
+
+def build(name: str, cls: type[Plugin]) -> Plugin:
+    return cls(name)
 
 
 class Works:
@@ -40,7 +51,7 @@ def test_unavailable_broken_and_missing_plugins_are_skipped_with_one_line_each(
         ep("buggy", "Crashes"),
         EntryPoint("gone", "tests.no_such_module:X", "test.group"),
     ]
-    plugins = load_plugins("test.group", lambda name, cls: cls(name), available=available)
+    plugins = load_plugins("test.group", build, available=available)
     assert list(plugins) == ["ok"]
     lines = [(r.levelname, r.getMessage()) for r in caplog.records]
     assert ("INFO", "plugin absent skipped: no such device on this host") in lines
@@ -51,7 +62,7 @@ def test_unavailable_broken_and_missing_plugins_are_skipped_with_one_line_each(
     )
     assert len(lines) == 3
     skipped: dict[str, str] = {}
-    load_plugins("test.group", lambda name, cls: cls(name), available=available, skipped=skipped)
+    load_plugins("test.group", build, available=available, skipped=skipped)
     assert skipped["absent"] == "no such device on this host"
     assert skipped["buggy"] == "failed to start: RuntimeError: bug in a third-party plugin"
     assert skipped["gone"].startswith("cannot be loaded: ")
@@ -60,10 +71,8 @@ def test_unavailable_broken_and_missing_plugins_are_skipped_with_one_line_each(
 
 def test_enabled_and_disabled_select_by_entry_point_name(caplog: pytest.LogCaptureFixture) -> None:
     available = [ep("a", "Works"), ep("b", "Works"), ep("c", "Works")]
-    assert list(
-        load_plugins("g", lambda n, c: c(n), enabled=["a", "c"], disabled=["c"], available=available)
-    ) == ["a"]
-    load_plugins("g", lambda n, c: c(n), enabled=["zzz"], available=available)
+    assert list(load_plugins("g", build, enabled=["a", "c"], disabled=["c"], available=available)) == ["a"]
+    load_plugins("g", build, enabled=["zzz"], available=available)
     assert "plugin zzz is enabled in the settings but not installed" in caplog.text
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from otel_sysops.alerts import Alert, Notification, Severity
+from otel_sysops.alerts import Alert, AlertState, Notification, Severity
 
 
 @dataclass
@@ -112,7 +112,7 @@ def udp_receiver() -> Iterator[tuple[socket.socket, int]]:
 def make_alert(
     rule: str = "cpu.high",
     severity: Severity = Severity.WARNING,
-    state: str = "firing",
+    state: AlertState = "firing",
     host: str = "web-1",
     message: str = "CPU above 90%",
     **kwargs: Any,
@@ -125,7 +125,7 @@ def make_alert(
         metric=kwargs.pop("metric", "system.cpu.utilization"),
         attributes=kwargs.pop("attributes", {"cpu.mode": "user"}),
         severity=severity,
-        state=state,  # type: ignore[arg-type]
+        state=state,
         starts_at=kwargs.pop("starts_at", 1_700_000_000.0),
         message=message,
         host=host,

@@ -96,7 +96,8 @@ def alertmanager(tmp_path: Path, name: str = "am") -> Iterator[Alertmanager]:
             def ready() -> bool:
                 assert process.poll() is None, (work / "stderr").read_text()
                 with urllib.request.urlopen(am.url + "/-/ready", timeout=2) as response:
-                    return response.status == 200
+                    status: int = response.status
+                    return status == 200
 
             _wait("Alertmanager to be ready", ready)
             yield am
@@ -188,7 +189,7 @@ def test_firing_alerts_are_re_posted_and_stay_active(tmp_path: Path) -> None:
         channel = AlertmanagerChannel(
             "am", Severity.INFO, [am.url], 5.0, allow_insecure=True, resend_interval=0.1
         )
-        seen: list[str] = []
+        seen: list[float] = []
 
         async def go() -> None:
             try:
@@ -211,13 +212,18 @@ def test_firing_alerts_are_re_posted_and_stay_active(tmp_path: Path) -> None:
         _wait("the alert resolved", lambda: am.get("/api/v2/alerts?active=true") == [])
 
 
+def _has_alerts(am: Alertmanager, n: int) -> Callable[[], bool]:
+    """A condition for `_wait`: `am` holds `n` alerts."""
+    return lambda: len(am.get("/api/v2/alerts")) == n
+
+
 def test_every_alertmanager_gets_the_alerts_and_one_down_is_tolerated(tmp_path: Path) -> None:
     with alertmanager(tmp_path, "a") as one, alertmanager(tmp_path, "b") as two:
         dead = f"http://127.0.0.1:{free_port()}"
         channel = AlertmanagerChannel("am", Severity.INFO, [one.url, dead, two.url], 5.0, allow_insecure=True)
         _run(channel, notification(*_firing()))
         for am in (one, two):
-            _wait("the alerts on every live Alertmanager", lambda am=am: len(am.get("/api/v2/alerts")) == 2)
+            _wait("the alerts on every live Alertmanager", _has_alerts(am, 2))
     channel = AlertmanagerChannel("am", Severity.INFO, [dead], 5.0, allow_insecure=True)
     with pytest.raises(ChannelError, match="no Alertmanager accepted"):
         _run(channel, notification(*_firing()))

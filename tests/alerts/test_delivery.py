@@ -3,6 +3,9 @@ isolation between channels, flushing on close, run-time channels."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypedDict, Unpack
+
 import anyio
 import pytest
 
@@ -20,10 +23,20 @@ from tests.alerts._servers import Receiver, http_receiver
 pytestmark = pytest.mark.slow
 
 
-def policy(**delivery: float) -> ManagerPolicy:
-    base: dict[str, float] = {"group_window": 0.0, "backoff": 0.01, "burst": 100, "breaker_threshold": 2}
+class DeliveryOptions(TypedDict, total=False):
+    """The DeliveryPolicy fields these tests set."""
+
+    group_window: float
+    backoff: float
+    burst: int
+    breaker_threshold: int
+    breaker_reset: float
+
+
+def policy(**delivery: Unpack[DeliveryOptions]) -> ManagerPolicy:
+    base: DeliveryOptions = {"group_window": 0.0, "backoff": 0.01, "burst": 100, "breaker_threshold": 2}
     base.update(delivery)
-    return ManagerPolicy(DEFAULT_DEDUP, delivery=DeliveryPolicy(**base))  # type: ignore[arg-type]
+    return ManagerPolicy(DEFAULT_DEDUP, delivery=DeliveryPolicy(**base))
 
 
 def fire(manager: AlertManager, rule: str, severity: Severity | None = Severity.CRITICAL) -> None:
@@ -36,9 +49,9 @@ def hook(rx: Receiver, name: str, timeout: float = 5.0) -> tuple[WebhookChannel,
     return WebhookChannel(name, Severity.INFO, rx.url + "/" + name, timeout, True), timeout
 
 
-async def wait_until(predicate: object, limit: float = 10.0) -> None:
+async def wait_until(predicate: Callable[[], object], limit: float = 10.0) -> None:
     with anyio.fail_after(limit):
-        while not predicate():  # type: ignore[operator]
+        while not predicate():
             await anyio.sleep(0.01)
 
 
@@ -78,7 +91,11 @@ def test_hung_channel_times_out_opens_its_circuit_and_delays_no_other() -> None:
                 seen_while_hung.append(slow.stats.failed_messages == 0)
                 for count, rule in enumerate(("b", "c", "d"), start=2):
                     fire(manager, rule)
-                    await wait_until(lambda n=count: len(good.requests) == n)
+
+                    def delivered(n: int = count) -> bool:
+                        return len(good.requests) == n
+
+                    await wait_until(delivered)
                 await wait_until(lambda: slow.breaker.is_open and sum(slow.held().values()) == 4, 30)
                 tg.cancel_scope.cancel()
 

@@ -43,6 +43,7 @@ class Recorder:
     def __init__(self, name: str = "rec", min_severity: Severity = Severity.INFO) -> None:
         self.name = name
         self.min_severity = min_severity
+        self.matchers: Mapping[str, str] = {}  # none: every alert (as a channel without matchers)
         self.sent: list[Notification] = []
 
     async def send(self, notification: Notification) -> None:
@@ -205,7 +206,7 @@ def test_routing_by_min_severity_and_label_matchers() -> None:
     manager.add_channel(Recorder("all"))
     manager.add_channel(Recorder("crit", Severity.CRITICAL))
     disk = Recorder("disk")
-    disk.matchers = {"metric": "system.disk.*", "team": "storage"}  # type: ignore[attr-defined]
+    disk.matchers = {"metric": "system.disk.*", "team": "storage"}
     manager.add_channel(disk)
     manager.submit(finding(Severity.WARNING, rule="cpu"))
     manager.submit(finding(Severity.CRITICAL, rule="cpu2", attributes={"cpu.mode": "system"}))

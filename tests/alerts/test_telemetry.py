@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from opentelemetry.sdk.metrics.export import NumberDataPoint
+
 from otel_sysops.agent import Agent
 from otel_sysops.alerts import AlertManager, Finding, Severity
 from otel_sysops.app import alert_service
@@ -26,8 +28,9 @@ def test_alert_metrics_in_the_tick(make_settings: Callable[..., Settings]) -> No
     points: dict[str, dict[tuple[tuple[str, object], ...], float]] = {}
     for metric, point in iter_points(data):
         if metric.name.startswith("otel_sysops.alerts."):
-            attrs = tuple(sorted(point.attributes.items()))  # type: ignore[attr-defined]
-            points.setdefault(metric.name, {})[attrs] = point.value  # type: ignore[attr-defined]
+            assert isinstance(point, NumberDataPoint), metric.name
+            attrs = tuple(sorted((point.attributes or {}).items()))
+            points.setdefault(metric.name, {})[attrs] = point.value
     findings = points["otel_sysops.alerts.findings"]
     assert findings[(("otel_sysops.alerts.outcome", "notified"),)] == 1
     assert findings[(("otel_sysops.alerts.outcome", "deduplicated"),)] == 1

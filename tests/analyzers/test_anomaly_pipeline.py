@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import cast
 
 import numpy as np
 
@@ -11,11 +12,13 @@ from analyzers.anomaly import SCORE_METRIC, SERIES_SCORE_METRIC, TOP_METRIC, Ano
 from analyzers.ensemble import EnsembleState, ensemble_step
 from analyzers.ewma import EwmaAnalyzer
 from analyzers.zscore import ZScoreAnalyzer, ZScoreParams, robust_z
-from otel_sysops.alerts import Severity
-from otel_sysops.pipeline import Pipeline, iter_points
+from otel_sysops.alerts import Finding, Severity
+from otel_sysops.pipeline import Pipeline
 from otel_sysops.settings import Settings
+from otel_sysops.store import AttrKey
+from tests.points import data_points, number_points
 
-from .conftest import Rig
+from .conftest import Rig, Series
 
 LAT = "test.latency"
 
@@ -23,8 +26,8 @@ LAT = "test.latency"
 def _scores(r: Rig, name: str = SERIES_SCORE_METRIC) -> dict[str, float]:
     assert r.pipe.last_result is not None
     return {
-        p.attributes.get("host", ""): p.value  # type: ignore[attr-defined]
-        for m, p in iter_points(r.pipe.last_result.data)
+        str((p.attributes or {}).get("host", "")): float(p.value)
+        for m, p in number_points(r.pipe.last_result.data)
         if m.name == name
     }
 
@@ -34,12 +37,12 @@ def test_every_series_gets_a_score_and_a_spike_fires_and_clears(rig: Callable[..
     r.add("anomaly", AnomalyAnalyzer)
     rng = np.random.default_rng(4)
     a, b = (("host", "a"),), (("host", "b"),)
-    events = []
+    events: list[tuple[int, Finding]] = []
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for i in range(3000):
             spike = 50.0 if i == 2500 else 0.0
-            values = {
+            values: Series = {
                 a: 10 + rng.normal(0, 1) + spike,
                 b: float("nan") if i % 5 == 1 else 3.0 + rng.normal(0, 0.1),
             }
@@ -66,7 +69,10 @@ def test_own_outputs_are_not_scored(rig: Callable[..., Rig]) -> None:
     r.add("anomaly", AnomalyAnalyzer)
     for _ in range(3):
         r.tick({LAT: {(("host", "a"),): 1.0}})
-    keys = r.pipe.analyzers["anomaly"].index.keys  # type: ignore[attr-defined]
+    analyzer = r.pipe.analyzers["anomaly"]
+    assert isinstance(analyzer, AnomalyAnalyzer)
+    # The anomaly analyzer keys its index by (metric, attributes); SeriesIndex declares attributes only.
+    keys = cast(list[tuple[str, AttrKey]], analyzer.index.keys)
     assert [m for m, _ in keys] == [LAT]
 
 
@@ -140,7 +146,7 @@ def test_the_batched_step_gives_the_per_metric_scores(rig: Callable[..., Rig]) -
     rng = np.random.default_rng(5)
     per_metric = {m: EnsembleState.empty(2, params) for m in metrics}
     for i in range(400):
-        values = {
+        values: dict[str, Series] = {
             m: {(("k", str(j)),): float(rng.normal(j + 1, 0.1 * (j + 1))) for j in range(2)} for m in metrics
         }
         if i == 300:
@@ -162,7 +168,7 @@ def test_the_default_exposition_holds_one_score_per_family(rig: Callable[..., Ri
     for i in range(5):
         r.tick({LAT: {(("pid", str(p)),): float(p + i) for p in range(300)}})
     assert r.pipe.last_result is not None
-    names = [(m.name, dict(p.attributes)) for m, p in iter_points(r.pipe.last_result.data)]  # type: ignore[attr-defined]
+    names = [(m.name, dict(p.attributes or {})) for m, p in data_points(r.pipe.last_result.data)]
     anomaly = [n for n in names if n[0].startswith("sysops.anomaly")]
     assert len([n for n in anomaly if n[0] == SCORE_METRIC]) == 1
     assert not [n for n in anomaly if n[0] == SERIES_SCORE_METRIC]

@@ -9,16 +9,16 @@ import numpy as np
 from analyzers.anomaly import AnomalyAnalyzer
 from analyzers.correlation import HOST_METRIC, RULE, CorrelationAnalyzer
 from otel_sysops.alerts import Finding, Severity
-from otel_sysops.pipeline import iter_points
+from tests.points import number_points
 
-from .conftest import Rig
+from .conftest import Rig, Series
 
 CPU, LOAD, DISK, SWAP = "test.cpu", "test.load", "test.disk.io", "test.swap.in"
 
 
 def _host(r: Rig) -> list[float]:
     assert r.pipe.last_result is not None
-    return [p.value for m, p in iter_points(r.pipe.last_result.data) if m.name == HOST_METRIC]  # type: ignore[attr-defined]
+    return [float(p.value) for m, p in number_points(r.pipe.last_result.data) if m.name == HOST_METRIC]
 
 
 def _run(
@@ -28,7 +28,7 @@ def _run(
     events: list[tuple[int, Finding]] = []
     for i in range(rows):
         shift = 0.5 if moved(i) else 0.0
-        values = {
+        values: dict[str, Series] = {
             CPU: {(): 0.3 + rng.normal(0, 0.02) + shift},
             LOAD: {(): 2.0 + rng.normal(0, 0.1) + 4 * shift},
             DISK: {(("device", "sda"),): 0.1 + rng.normal(0, 0.01) + shift},
@@ -76,7 +76,7 @@ def test_a_daily_job_at_a_fixed_minute_stays_quiet_after_two_days(rig: Callable[
     events: list[tuple[int, Finding]] = []
     for i in range(6 * day):
         job = 12 <= i % day < 15
-        values = {
+        values: dict[str, Series] = {
             CPU: {(): 0.2 + rng.normal(0, 0.01) + (0.6 if job else 0.0)},
             DISK: {(("device", "sda"),): 0.05 + rng.normal(0, 0.005) + (0.8 if job else 0.0)},
         }
@@ -98,7 +98,7 @@ def test_cpu_load_and_disk_moving_together_inside_their_ranges_raise_one_finding
         busy = 100 <= i < 110
         moved = 2000 <= i < 2020
         level = 0.6 if busy else 0.3 if moved else 0.0
-        values = {
+        values: dict[str, Series] = {
             CPU: {(): 0.3 + rng.normal(0, 0.02) + level},
             LOAD: {(): 2.0 + rng.normal(0, 0.1) + 5 * level},
             DISK: {(("device", "sda"),): 0.1 + rng.normal(0, 0.01) + level},

@@ -135,6 +135,13 @@ def _prefix_spike() -> np.ndarray:
     return x
 
 
+def _prefix_cut(c: int) -> Callable[[], np.ndarray]:
+    def cut() -> np.ndarray:
+        return _prefix_spike()[:c]
+
+    return cut
+
+
 CUTS = (100, 499, 501, 650)
 SCENARIOS: dict[str, Callable[[], np.ndarray]] = {
     "daily": _daily,
@@ -150,7 +157,7 @@ SCENARIOS: dict[str, Callable[[], np.ndarray]] = {
     "leak": _leak,
     "flat_blip": _flat_blip,
     "prefix": _prefix_spike,
-    **{f"prefix_{c}": (lambda c=c: _prefix_spike()[:c]) for c in CUTS},
+    **{f"prefix_{c}": _prefix_cut(c) for c in CUTS},
 }
 
 

@@ -14,10 +14,10 @@ from hypothesis.extra.numpy import arrays
 from analyzers.leak import LeakAnalyzer
 from analyzers.regression import fit_lines, time_to_reach
 from analyzers.trend import FORECAST_METRIC, TrendAnalyzer
-from otel_sysops.alerts import Severity
-from otel_sysops.pipeline import iter_points
+from otel_sysops.alerts import Finding, Severity
+from tests.points import number_points
 
-from .conftest import Rig
+from .conftest import Rig, Series
 
 FS = "system.filesystem.utilization"
 LIMIT = "system.filesystem.limit"
@@ -40,7 +40,7 @@ def test_filling_filesystem_warns_then_goes_critical_with_an_actionable_message(
     rng = np.random.default_rng(1)
     size = 100e9
     # 60 s ticks: /var at 50 % filling 5 %/h -> full in 10 h (warning); later 40 %/h -> critical.
-    found = []
+    found: list[tuple[int, Finding]] = []
     util = 0.5
     for i in range(140):
         util += (0.05 if i < 90 else 0.40) / 60 + rng.normal(0, 0.0005)
@@ -57,14 +57,11 @@ def test_filling_filesystem_warns_then_goes_critical_with_an_actionable_message(
     ), msg
     assert 4 * 3600 < (first[1].threshold or 0) < 12 * 3600
     # The forecast is exported per series, in seconds.
-    exported = [
-        p
-        for m, p in iter_points(r.pipe.last_result.data)
-        if m.name == FORECAST_METRIC  # type: ignore[union-attr]
-    ]
+    assert r.pipe.last_result is not None
+    exported = [p for m, p in number_points(r.pipe.last_result.data) if m.name == FORECAST_METRIC]
     assert len(exported) == 1
-    assert exported[0].attributes["sysops.metric"] == FS  # type: ignore[attr-defined]
-    assert 0 < exported[0].value < 3600  # type: ignore[attr-defined]
+    assert (exported[0].attributes or {})["sysops.metric"] == FS
+    assert 0 < exported[0].value < 3600
 
 
 def test_trend_clears_when_the_filesystem_is_cleaned_up(rig: Callable[..., Rig]) -> None:
@@ -93,11 +90,11 @@ def test_memory_leak_needs_thirty_minutes_of_steady_growth(rig: Callable[..., Ri
     leaky = (("process.executable.name", "java"), ("process.pid", "4242"))
     steady = (("process.executable.name", "nginx"), ("process.pid", "17"))
     rng = np.random.default_rng(2)
-    events = []
+    events: list[tuple[int, Finding]] = []
     for i in range(420):  # 10 s ticks, 70 min
         rss = 400e6 + i * 10 * (300e6 / 3600) + rng.normal(0, 2e6)  # +300 MB/h
         calm = 80e6 + rng.normal(0, 2e6)
-        fds = {leaky: 100.0 + i // 30, steady: 40.0}
+        fds: Series = {leaky: 100.0 + i // 30, steady: 40.0}
         events.extend((i, f) for f in r.tick({RSS: {leaky: rss, steady: calm}, FDS: fds}))
     rss_events = [(i, f) for i, f in events if f.metric == RSS]
     assert [(f.severity, f.attributes["process.pid"]) for _, f in rss_events] == [(Severity.WARNING, "4242")]

@@ -7,8 +7,9 @@ import signal
 import socket
 import threading
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
+from typing import Any
 
 import anyio
 from opentelemetry.sdk.metrics.export import MetricsData
@@ -40,7 +41,7 @@ async def wait_for(condition: Callable[[], bool], what: str) -> None:
     assert condition(), what
 
 
-def run_agent(agent: Agent, drive: Callable[[], Awaitable[None]]) -> int:
+def run_agent(agent: Agent, drive: Callable[[], Coroutine[Any, Any, None]]) -> int:
     """Run the agent with `drive` beside it; return the agent's exit code."""
 
     async def main() -> int:

@@ -17,9 +17,10 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from otel_sysops.agent import Agent
 from otel_sysops.breaker import CollectorBreakers, judge_health
 from otel_sysops.churn import ChurningMeter
-from otel_sysops.pipeline import Pipeline, iter_points
+from otel_sysops.pipeline import Pipeline
 from otel_sysops.plugin import Collector, CollectorContext
 from otel_sysops.settings import Settings
+from tests.points import number_points
 
 
 class FakeClock:
@@ -150,8 +151,8 @@ def _get(url: str) -> tuple[int, str]:
 def _health_points(pipe: Pipeline) -> dict[str, float]:
     assert pipe.last_result is not None
     return {
-        str(p.attributes["otel_sysops.health.state"]): float(p.value)  # type: ignore[attr-defined]
-        for m, p in iter_points(pipe.last_result.data)
+        str((p.attributes or {})["otel_sysops.health.state"]): float(p.value)
+        for m, p in number_points(pipe.last_result.data)
         if m.name == "otel_sysops.health"
     }
 
@@ -189,9 +190,10 @@ def test_agent_health_in_readyz_and_self_telemetry(make_settings: Callable[..., 
         assert status == 200
         assert "health degraded: 1/2 collectors collecting; failing collectors: broken" in body
         assert _health_points(agent.pipeline) == {"healthy": 0, "degraded": 1, "critical": 0}
+        assert agent.pipeline.last_result is not None
         circuits = {
-            str(p.attributes["otel_sysops.collector"]): float(p.value)  # type: ignore[attr-defined]
-            for m, p in iter_points(agent.pipeline.last_result.data)  # type: ignore[union-attr]
+            str((p.attributes or {})["otel_sysops.collector"]): float(p.value)
+            for m, p in number_points(agent.pipeline.last_result.data)
             if m.name == "otel_sysops.collector.circuit.open"
         }
         assert circuits == {"broken": 0.0, "working": 0.0}  # 4 failures so far: not open yet

@@ -13,12 +13,12 @@ from typing import Any
 import anyio
 import jsonschema
 
-from otel_sysops.alerts import Alert, Channel, Finding, Notification, Severity
+from otel_sysops.alerts import Alert, AlertState, Channel, Finding, Notification, Severity
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 
 
-def make_alert(i: int, *, state: str = "firing", rule: str = "cpu_high", host: str = "h1") -> Alert:
+def make_alert(i: int, *, state: AlertState = "firing", rule: str = "cpu_high", host: str = "h1") -> Alert:
     return Alert(
         id=f"alert-{i}",
         fingerprint=f"fp-{i}",
@@ -26,7 +26,7 @@ def make_alert(i: int, *, state: str = "firing", rule: str = "cpu_high", host: s
         metric="system.cpu.utilization",
         attributes={"cpu.logical_number": str(i)},
         severity=Severity.WARNING,
-        state=state,  # type: ignore[arg-type]
+        state=state,
         starts_at=1_700_000_000.0 + i,
         message=f"alert number {i}",
         host=host,

@@ -48,7 +48,7 @@ def _exchange(
     agent.alerts = manager
     agent.pipeline.tick()
     view = ReloadCounter(agent)
-    bridge = NatsBridge(settings.nats, "ctl-1", view)  # type: ignore[arg-type]
+    bridge = NatsBridge(settings.nats, "ctl-1", view)
     answers: dict[str, Any] = {}
 
     async def main() -> None:

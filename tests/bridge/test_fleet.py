@@ -15,7 +15,7 @@ import anyio.from_thread
 import anyio.to_thread
 import pytest
 
-from otel_sysops.alerts import LogAlertSink
+from otel_sysops.alerts import AlertSink, LogAlertSink
 from otel_sysops.bridge import FleetView, NatsBridge
 from otel_sysops.health import Health
 from otel_sysops.pipeline import Pipeline
@@ -33,7 +33,7 @@ class SimulatedAgent:
     def __init__(self, settings: Settings, pipeline: Pipeline) -> None:
         self.settings = settings
         self.pipeline = pipeline
-        self.alerts = LogAlertSink()
+        self.alerts: AlertSink = LogAlertSink()
         self.started = time.time()
         self.ticks = 0
 

@@ -19,11 +19,11 @@ from otel_sysops.agent import Agent
 from otel_sysops.app import nats_service
 from otel_sysops.bridge import NatsBridge
 from otel_sysops.inventory import Roots, collect_inventory
-from otel_sysops.pipeline import iter_points
 from otel_sysops.settings import Settings
 from tests.bridge.conftest import NatsServer
 from tests.bridge.support import FakeAlertManager, make_alert, run, validate, wait_until
 from tests.conftest import FIXTURES
+from tests.points import number_points
 
 pytestmark = pytest.mark.slow
 
@@ -521,8 +521,8 @@ def test_agent_keeps_ticking_while_nats_is_down(make_settings: Callable[..., Set
             await wait_until(lambda: agent.ticks >= ticks + 2)
             assert agent.pipeline.last_result is not None
             points = {
-                (m.name, tuple(sorted(dict(p.attributes or {}).items()))): p.value  # type: ignore[attr-defined]
-                for m, p in iter_points(agent.pipeline.last_result.data)
+                (m.name, tuple(sorted(dict(p.attributes or {}).items()))): p.value
+                for m, p in number_points(agent.pipeline.last_result.data)
                 if m.name.startswith("sysops.nats.")
             }
             assert points[("sysops.nats.buffered", (("sysops.nats.kind", "alert"),))] == 50

@@ -164,7 +164,7 @@ def test_the_agent_accepts_the_units_environment(tmp_path: Path) -> None:
 
 def _build_stage_copies() -> list[tuple[str, str]]:
     """Return (source, destination) of every COPY from the build context in the first stage."""
-    out = []
+    out: list[tuple[str, str]] = []
     for instruction in _stages()[0][1]:
         parts = instruction.split()
         if parts[0] == "COPY" and not any(p.startswith("--from") for p in parts):

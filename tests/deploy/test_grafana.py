@@ -170,6 +170,7 @@ def _wait(what: str, check: Any, timeout: float, procs: list[subprocess.Popen[by
     last: Any = None
     while time.monotonic() < deadline:
         for proc in procs:
+            assert isinstance(proc.args, list)
             assert proc.poll() is None, (
                 f"{proc.args[0]} exited with {proc.returncode} while waiting for {what}"
             )

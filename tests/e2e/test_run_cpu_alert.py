@@ -54,6 +54,7 @@ class Listener:
             except queue.Empty:
                 continue
             for alert in body["alerts"]:
+                assert isinstance(alert, dict), body
                 if alert["metric"] == "sysops.cpu.busy" and alert["state"] == state:
                     return alert
         pytest.fail(f"no {state} CPU alert within {timeout}s")

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 Series = dict[tuple[tuple[str, str], ...], float]
 
 
-class Recorder(RequestHandler):
+class Recorder(RequestHandler):  # type: ignore[misc]  # oteltest has no type information
     """Keep every metrics export request the sink receives."""
 
     def __init__(self) -> None:

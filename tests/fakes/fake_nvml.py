@@ -21,7 +21,12 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+if TYPE_CHECKING:
+    from instrumentation._nvml import NvmlModule
+
+_T = TypeVar("_T")
 
 # nvmlReturn_t (nvml.h)
 NVML_SUCCESS = 0
@@ -320,7 +325,7 @@ class FakeNvml:
         return gpu
 
     @staticmethod
-    def _supported(value: Any) -> Any:
+    def _supported(value: _T | None) -> _T:
         if value is None:
             raise NVMLError_NotSupported()
         return value
@@ -524,6 +529,16 @@ def reset(gpus: list[FakeGpu] | None = None) -> FakeNvml:
     global default  # noqa: PLW0603 - the module stands in for a C library's global state
     default = FakeNvml(gpus)
     return default
+
+
+def as_nvml(fake: FakeNvml) -> NvmlModule:
+    """Type `fake` as the collector's NvmlModule, as `load_nvml` types the real binding.
+
+    The fake keeps pynvml's own signatures (its argument names, concrete handle and event-set
+    classes), which the collector's Protocol deliberately does not spell, so it can only be
+    checked structurally at runtime, like pynvml itself.
+    """
+    return cast("NvmlModule", fake)
 
 
 def __getattr__(name: str) -> Any:

@@ -16,7 +16,8 @@ from otel_sysops.alerts import Finding
 from otel_sysops.pipeline import Pipeline, iter_points
 from otel_sysops.plugin import CollectorContext
 from otel_sysops.settings import Settings
-from tests.fakes.fake_nvml import FakeNvml
+from tests.fakes.fake_nvml import FakeNvml, as_nvml
+from tests.points import number_points
 
 # The fake fleet's PCI devices as the kernel names them, with their NUMA nodes (-1: none).
 NUMA = {"0000:07:00.0": "0\n", "0000:0f:00.0": "1\n", "0000:41:00.0": "-1\n"}
@@ -96,9 +97,9 @@ def rig(make_settings: Callable[..., Settings], sysfs: Path) -> Iterator[Callabl
         pipeline = Pipeline(settings, alert_sink=alerts, load=False)
         fake = nvml or FakeNvml()
         collector = GpuCollector(
-            CollectorContext("gpu", settings, pipeline.files, pipeline.errors), nvml=fake
+            CollectorContext("gpu", settings, pipeline.files, pipeline.errors), nvml=as_nvml(fake)
         )
-        pipeline.add_collector("gpu", collector)  # type: ignore[arg-type]
+        pipeline.add_collector("gpu", collector)
         made = GpuRig(pipeline, collector, fake, alerts, settings)
         rigs.append(made)
         return made
@@ -111,8 +112,8 @@ def rig(make_settings: Callable[..., Settings], sysfs: Path) -> Iterator[Callabl
 def points(data: MetricsData, name: str) -> dict[frozenset[tuple[str, Any]], float]:
     """Return every point of metric `name`: attributes -> value."""
     return {
-        frozenset(p.attributes.items()): float(p.value)  # type: ignore[attr-defined]
-        for m, p in iter_points(data)
+        frozenset((p.attributes or {}).items()): float(p.value)
+        for m, p in number_points(data)
         if m.name == name
     }
 
@@ -127,5 +128,5 @@ def of_gpu(data: MetricsData, name: str, uuid: str, **extra: Any) -> list[float]
     return out
 
 
-def units(data: MetricsData) -> dict[str, str]:
+def units(data: MetricsData) -> dict[str, str | None]:
     return {m.name: m.unit for m, _ in iter_points(data)}

@@ -6,6 +6,7 @@ import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -14,10 +15,10 @@ from hypothesis import strategies as st
 from instrumentation import _nvml as nv
 from instrumentation.gpu import GpuCollector, gpu_inventory
 from otel_sysops.errors import CollectorUnavailableError
-from otel_sysops.plugin import INSTRUMENTATION_GROUP, CollectorContext, load_plugins
+from otel_sysops.plugin import INSTRUMENTATION_GROUP, Collector, CollectorContext, load_plugins
 from otel_sysops.settings import Settings
 from tests.fakes import fake_nvml
-from tests.fakes.fake_nvml import FakeGpu, FakeNvml, default_gpus
+from tests.fakes.fake_nvml import FakeGpu, FakeNvml, as_nvml, default_gpus
 
 from .conftest import UUID, GpuRig, of_gpu, points, units
 
@@ -257,7 +258,7 @@ def test_no_xid_events_when_disabled(rig: Callable[..., GpuRig]) -> None:
 def test_no_driver_makes_the_collector_unavailable(make_settings: Callable[..., Settings], code: int) -> None:
     ctx = CollectorContext("gpu", make_settings())
     with pytest.raises(CollectorUnavailableError, match="NVML cannot start"):
-        GpuCollector(ctx, nvml=FakeNvml(init_error=code))
+        GpuCollector(ctx, nvml=as_nvml(FakeNvml(init_error=code)))
 
 
 def test_no_gpus_makes_the_collector_unavailable_and_shuts_nvml_down(
@@ -265,7 +266,7 @@ def test_no_gpus_makes_the_collector_unavailable_and_shuts_nvml_down(
 ) -> None:
     nvml = FakeNvml([])
     with pytest.raises(CollectorUnavailableError, match="no GPU"):
-        GpuCollector(CollectorContext("gpu", make_settings()), nvml=nvml)
+        GpuCollector(CollectorContext("gpu", make_settings()), nvml=as_nvml(nvml))
     assert nvml.initialized == 0
 
 
@@ -283,14 +284,21 @@ def test_real_pynvml_without_a_gpu_is_unavailable(make_settings: Callable[..., S
         GpuCollector(CollectorContext("gpu", make_settings()))
 
 
+def collector_builder(settings: Settings) -> Callable[[str, type[Collector[Any]]], Collector[Any]]:
+    """The plugin loader's `build` for collectors made from `settings`."""
+
+    def build(name: str, cls: type[Collector[Any]]) -> Collector[Any]:
+        return cls(CollectorContext(name, settings))
+
+    return build
+
+
 def test_the_plugin_loader_logs_one_info_line_without_the_library(
     make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = make_settings(gpu={"nvml_module": "tests.fakes.no_such_binding"})
     caplog.set_level(logging.DEBUG)
-    loaded = load_plugins(
-        INSTRUMENTATION_GROUP, lambda name, cls: cls(CollectorContext(name, settings)), ["gpu"]
-    )
+    loaded = load_plugins(INSTRUMENTATION_GROUP, collector_builder(settings), ["gpu"])
     assert loaded == {}
     records = [r for r in caplog.records if r.name.startswith(("otel_sysops", "instrumentation"))]
     assert [(r.levelno, r.getMessage()) for r in records if r.levelno >= logging.INFO] == [
@@ -306,9 +314,7 @@ def test_the_plugin_loader_builds_the_collector_from_the_setting(
 ) -> None:
     fake_nvml.reset()
     settings = make_settings(gpu={"nvml_module": "tests.fakes.fake_nvml"})
-    loaded = load_plugins(
-        INSTRUMENTATION_GROUP, lambda name, cls: cls(CollectorContext(name, settings)), ["gpu"]
-    )
+    loaded = load_plugins(INSTRUMENTATION_GROUP, collector_builder(settings), ["gpu"])
     assert isinstance(loaded["gpu"], GpuCollector)
     loaded["gpu"].close()
     assert fake_nvml.default.initialized == 0
@@ -316,7 +322,7 @@ def test_the_plugin_loader_builds_the_collector_from_the_setting(
 
 def test_disabled_by_setting(make_settings: Callable[..., Settings]) -> None:
     with pytest.raises(CollectorUnavailableError, match="disabled"):
-        GpuCollector(CollectorContext("gpu", make_settings(gpu={"enabled": False})), nvml=FakeNvml())
+        GpuCollector(CollectorContext("gpu", make_settings(gpu={"enabled": False})), nvml=as_nvml(FakeNvml()))
 
 
 # -- inventory -----------------------------------------------------------------------------------
@@ -384,7 +390,10 @@ def test_unreadable_numa_node_is_left_out(rig: Callable[..., GpuRig], sysfs: Pat
 class OlderBinding(FakeNvml):
     """An older binding, which names the reasons "throttle reasons" only."""
 
-    nvmlDeviceGetCurrentClocksEventReasons = None  # noqa: N815 - NVML's name
+    def __getattribute__(self, name: str) -> Any:
+        if name == "nvmlDeviceGetCurrentClocksEventReasons":
+            raise AttributeError(name)  # the function is absent from such a binding
+        return super().__getattribute__(name)
 
 
 def test_older_bindings_use_the_throttle_reasons_function(rig: Callable[..., GpuRig]) -> None:

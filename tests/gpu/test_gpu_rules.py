@@ -120,6 +120,8 @@ def test_new_uncorrectable_errors_retired_pages_and_pending_remaps(rig: Callable
     r = with_rules(rig(FakeNvml([gpu])))
     r.tick()
     assert firing(r) == set()  # history alone (aggregate 5, one page retired long ago) is not an alert
+    assert gpu.ecc is not None
+    assert gpu.retired_pages is not None
     gpu.ecc[(1, 1)] = 6
     gpu.retired_pages[1] = [0x2000]
     r.tick()

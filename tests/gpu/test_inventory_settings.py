@@ -8,10 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from otel_sysops.inventory import Roots, collect_inventory
-from otel_sysops.pipeline import Pipeline, iter_points
+from otel_sysops.pipeline import Pipeline
 from otel_sysops.settings import Settings
 from tests.fakes import fake_nvml
 from tests.gpu.conftest import UUID
+from tests.points import number_points
 
 HOST = Path(__file__).resolve().parents[1] / "fixtures" / "inventory-host"
 
@@ -58,8 +59,8 @@ def test_inventory_cpu_counts_are_the_collectors(
     finally:
         pipe.close(2.0)
     metrics = {
-        m.name: float(p.value) for m, p in iter_points(result.data) if m.name.startswith("system.cpu.")
-    }  # type: ignore[attr-defined]
+        m.name: float(p.value) for m, p in number_points(result.data) if m.name.startswith("system.cpu.")
+    }
     roots = Roots(settings.procfs, settings.sysfs, settings.host_root)
     cpu = collect_inventory(roots, "h", dmidecode=_no_dmidecode, environ={}, settings=settings)["cpu"]
     assert cpu["threads"] == metrics["system.cpu.logical.count"] == 8

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from opentelemetry.sdk.metrics.export import MetricsData
+from opentelemetry.sdk.metrics.export import MetricsData, NumberDataPoint
 
 from otel_sysops.pipeline import Pipeline, iter_points
 from otel_sysops.plugin import Collector, CollectorContext
@@ -29,9 +29,10 @@ def points(data: MetricsData, name: str) -> dict[Attrs, float]:
     out: dict[Attrs, float] = {}
     for metric, point in iter_points(data):
         if metric.name == name:
-            attrs = frozenset(point.attributes.items())  # type: ignore[attr-defined]
+            assert isinstance(point, NumberDataPoint), f"{name} is not a number"
+            attrs = frozenset((point.attributes or {}).items())
             assert attrs not in out, f"duplicate point {name} {attrs}"
-            out[attrs] = point.value  # type: ignore[attr-defined]
+            out[attrs] = point.value
     return out
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.metrics.export import MetricsData
+from opentelemetry.sdk.metrics.export import MetricsData, NumberDataPoint
 
 from otel_sysops.pipeline import Pipeline, iter_points
 from otel_sysops.plugin import Collector, CollectorContext
@@ -24,9 +24,10 @@ def points(data: MetricsData, prefix: str = "") -> dict[Key, float]:
     for metric, point in iter_points(data):
         if metric.name.startswith("otel_sysops.") or not metric.name.startswith(prefix):
             continue
-        key = (metric.name, frozenset(dict(point.attributes or {}).items()))  # type: ignore[attr-defined]
+        assert isinstance(point, NumberDataPoint), f"{metric.name} is not a number"
+        key = (metric.name, frozenset(dict(point.attributes or {}).items()))
         assert key not in out, f"duplicate point {key}"
-        out[key] = point.value  # type: ignore[attr-defined]
+        out[key] = point.value
     return out
 
 

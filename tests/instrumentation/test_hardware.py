@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -12,6 +13,7 @@ from instrumentation._linux.oneline import parse_int
 from instrumentation.hardware import HardwareCollector
 from otel_sysops.errors import CollectorUnavailableError
 from otel_sysops.plugin import CollectorContext
+from otel_sysops.settings import Settings
 from tests.instrumentation.conftest import Build, Host, add, errors, of, points
 
 
@@ -85,7 +87,7 @@ def test_one_unreadable_sensor_is_skipped(numa_host: Host, pipeline_for: Build) 
     assert errors(pipe, "hardware") == {"malformed_line": 1}
 
 
-def test_only_hwmon_or_nothing(numa_host: Host, make_settings) -> None:  # type: ignore[no-untyped-def]
+def test_only_hwmon_or_nothing(numa_host: Host, make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(procfs=numa_host.procfs, sysfs=numa_host.sysfs)
     shutil.rmtree(numa_host.sysfs / "devices" / "system" / "edac")
     HardwareCollector(CollectorContext("hardware", settings))

@@ -306,9 +306,9 @@ def test_kernel_counters_softirqs_schedstat_entropy_hung(server: Host, pipeline_
     for line in _text(server, "proc/schedstat").splitlines():
         if re.match(r"cpu\d", line):
             f = line.split()
-            cpu = {CPU: int(f[0][3:])}
-            assert values[key("sysops.cpu.schedstat.running", **cpu)] == pytest.approx(int(f[7]) / 1e9)
-            assert values[key("sysops.cpu.schedstat.waiting", **cpu)] == pytest.approx(int(f[8]) / 1e9)
+            of_cpu = {CPU: int(f[0][3:])}
+            assert values[key("sysops.cpu.schedstat.running", **of_cpu)] == pytest.approx(int(f[7]) / 1e9)
+            assert values[key("sysops.cpu.schedstat.waiting", **of_cpu)] == pytest.approx(int(f[8]) / 1e9)
     assert values[key("sysops.kernel.entropy.available")] == 256
     assert values[key("sysops.kernel.hung_tasks")] == 3
     assert values[key("sysops.kernel.watchdog.enabled")] == 1
@@ -552,7 +552,7 @@ def test_parsers_never_raise_on_truncated_files(cut: int) -> None:
         ("1/net/stat/nf_conntrack", parse_conntrack_stat),
     ):
         text = (root / rel).read_text()
-        parse(text[: cut % (len(text) + 1)])  # type: ignore[operator]
+        parse(text[: cut % (len(text) + 1)])
 
 
 def test_malformed_mdstat_lines_are_counted(server: Host, pipeline_for: Build) -> None:
@@ -577,7 +577,9 @@ def test_sensors_fans_voltages_power_thermal_supplies_energy_dimms(server: Host,
     chip = server.sysfs / "class" / "hwmon" / "hwmon1"
     for path in sorted(chip.glob("*_input")):
         prefix = path.name.removesuffix("_input")
-        kind = re.match(r"[a-z]+", prefix).group(0)  # type: ignore[union-attr]
+        match = re.match(r"[a-z]+", prefix)
+        assert match is not None, prefix
+        kind = match.group(0)
         label_file = chip / f"{prefix}_label"
         label = label_file.read_text().strip() if label_file.exists() else f"nct6798 {prefix}"
         metric, hw_type, scale = {

@@ -8,7 +8,7 @@ import shutil
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import psutil
@@ -26,9 +26,10 @@ from instrumentation._linux.sockets import (
     parse_proc_net_sockets,
     parse_sockstat,
 )
-from instrumentation._sockets import NetlinkSource, ProcNetSource
+from instrumentation._sockets import ConnectionSource, NetlinkSource, ProcNetSource
 from instrumentation.network import NetworkCollector
 from otel_sysops.errors import CollectorUnavailableError
+from otel_sysops.pipeline import Pipeline
 from otel_sysops.settings import Settings
 from tests.conftest import FIXTURES
 
@@ -38,8 +39,12 @@ PROC = FIXTURES / "host-net" / "proc"
 NET = PROC / "1" / "net"
 
 
-def _network(settings: Settings, **kwargs: object) -> tuple[object, NetworkCollector]:
-    pipe, collector = pipeline_with(settings, "network", lambda ctx: NetworkCollector(ctx, **kwargs))  # type: ignore[arg-type]
+def _network(
+    settings: Settings, connection_sources: Sequence[ConnectionSource] | None = None
+) -> tuple[Pipeline, NetworkCollector]:
+    pipe, collector = pipeline_with(
+        settings, "network", lambda ctx: NetworkCollector(ctx, connection_sources=connection_sources)
+    )
     assert isinstance(collector, NetworkCollector)
     return pipe, collector
 
@@ -50,7 +55,7 @@ def test_fixture_interfaces_connections_protocols_conntrack(make_settings: Calla
     # procfs is not /proc: PID 1's namespace is read, and counted from its /proc tables.
     assert collector.net_dir == PROC / "1" / "net"
     assert collector.connection_source == "procfs"
-    data = pipe.tick().data  # type: ignore[attr-defined]
+    data = pipe.tick().data
     io = points(data, "system.network.io")
     assert io == {
         a(network__interface__name="lo", network__io__direction="receive"): 123456,
@@ -102,8 +107,8 @@ def test_fixture_interfaces_connections_protocols_conntrack(make_settings: Calla
     assert points(data, "sysops.network.conntrack.count") == {a(): 42}
     assert points(data, "sysops.network.conntrack.limit") == {a(): 65536}
     # One broken line in net/dev, one in net/tcp.
-    assert pipe.errors.snapshot() == {("network", "malformed_line"): 2}  # type: ignore[attr-defined]
-    pipe.close(1.0)  # type: ignore[attr-defined]
+    assert pipe.errors.snapshot() == {("network", "malformed_line"): 2}
+    pipe.close(1.0)
 
 
 def test_interface_patterns_and_own_namespace(make_settings: Callable[..., Settings]) -> None:
@@ -120,10 +125,10 @@ def test_interface_patterns_and_own_namespace(make_settings: Callable[..., Setti
     )
     pipe, collector = _network(settings)
     assert collector.net_dir == PROC / "net"
-    data = pipe.tick().data  # type: ignore[attr-defined]
+    data = pipe.tick().data
     ifaces = {dict(k)["network.interface.name"] for k in points(data, "system.network.io")}
     assert ifaces == {"lo", "eth0"}
-    pipe.close(1.0)  # type: ignore[attr-defined]
+    pipe.close(1.0)
 
 
 def test_missing_parts_are_skipped_and_the_rest_reported(
@@ -137,12 +142,12 @@ def test_missing_parts_are_skipped_and_the_rest_reported(
         (proc / "1" / "net" / name).unlink()
     pipe, _ = _network(make_settings(procfs=str(proc)))
     for tick in (1, 2):
-        data = pipe.tick().data  # type: ignore[attr-defined]
+        data = pipe.tick().data
         assert "sysops.network.conntrack.count" not in names(data)
         assert "sysops.tcp.listen.overflows" not in names(data)
         assert points(data, "sysops.tcp.retransmits") == {a(): 77}
         # netstat is gone: counted each tick; conntrack without the module loaded is normal.
-        counted = {k: n for (plugin, k), n in pipe.errors.snapshot().items() if plugin == "network"}  # type: ignore[attr-defined]
+        counted = {k: n for (plugin, k), n in pipe.errors.snapshot().items() if plugin == "network"}
         assert counted["missing_file"] == tick
         assert (
             points(data, "system.network.connection.count")[
@@ -150,7 +155,7 @@ def test_missing_parts_are_skipped_and_the_rest_reported(
             ]
             == 2
         )
-    pipe.close(1.0)  # type: ignore[attr-defined]
+    pipe.close(1.0)
 
 
 def test_no_source_at_all_means_unavailable(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
@@ -166,16 +171,16 @@ def test_missing_net_dev_disables_only_the_interface_counters(
     (proc / "1" / "net" / "dev").unlink()
     pipe, _ = _network(make_settings(procfs=str(proc), sysfs=str(tmp_path / "nosys")))
     for tick in (1, 2):
-        data = pipe.tick().data  # type: ignore[attr-defined]
+        data = pipe.tick().data
         assert "system.network.io" not in names(data)
         # snmp, netstat, conntrack and the socket tables are other files: still reported.
         assert points(data, "sysops.tcp.retransmits") == {a(): 77}
         assert "sysops.tcp.listen.overflows" in names(data)
         assert "sysops.network.conntrack.count" in names(data)
         assert "system.network.connection.count" in names(data)
-        counted = {k: n for (plugin, k), n in pipe.errors.snapshot().items() if plugin == "network"}  # type: ignore[attr-defined]
+        counted = {k: n for (plugin, k), n in pipe.errors.snapshot().items() if plugin == "network"}
         assert counted["missing_file"] == tick  # net/tcp also holds one broken line (counted apart)
-    pipe.close(1.0)  # type: ignore[attr-defined]
+    pipe.close(1.0)
 
 
 class _BrokenNetlink:
@@ -202,12 +207,12 @@ def test_netlink_failure_falls_back_to_proc_tables_once(
     pipe, collector = _network(settings, connection_sources=[broken, ProcNetSource(NET)])
     with caplog.at_level(logging.WARNING, logger="instrumentation.network"):
         for _ in range(3):
-            data = pipe.tick().data  # type: ignore[attr-defined]
+            data = pipe.tick().data
             assert sum(points(data, "system.network.connection.count").values()) == 12
     assert broken.calls == 1
     assert collector.connection_source == "procfs"
     assert len([r for r in caplog.records if "failed" in r.getMessage()]) == 1
-    pipe.close(1.0)  # type: ignore[attr-defined]
+    pipe.close(1.0)
 
 
 # -- the live machine ------------------------------------------------------------------------
@@ -216,7 +221,7 @@ def test_netlink_failure_falls_back_to_proc_tables_once(
 def test_live_interface_counters_agree_with_psutil(make_settings: Callable[..., Settings]) -> None:
     pipe, _ = _network(make_settings())
     before = psutil.net_io_counters(pernic=True)
-    data = pipe.tick().data  # type: ignore[attr-defined]
+    data = pipe.tick().data
     after = psutil.net_io_counters(pernic=True)
     io = points(data, "system.network.io")
     assert {dict(k)["network.interface.name"] for k in io} == set(before)
@@ -225,7 +230,7 @@ def test_live_interface_counters_agree_with_psutil(make_settings: Callable[..., 
         sent = io[a(network__interface__name=nic, network__io__direction="transmit")]
         assert counters.bytes_recv <= received <= after[nic].bytes_recv
         assert counters.bytes_sent <= sent <= after[nic].bytes_sent
-    pipe.close(1.0)  # type: ignore[attr-defined]
+    pipe.close(1.0)
 
 
 def _open_some_sockets() -> list[socket.socket]:
@@ -282,9 +287,9 @@ def test_live_collector_uses_netlink_and_matches_the_fallback(make_settings: Cal
         assert forced.connection_source == "procfs"
         deadline = time.monotonic() + 60.0
         while True:
-            before = points(pipe.tick().data, "system.network.connection.count")  # type: ignore[attr-defined]
-            theirs = points(fallback.tick().data, "system.network.connection.count")  # type: ignore[attr-defined]
-            after = points(pipe.tick().data, "system.network.connection.count")  # type: ignore[attr-defined]
+            before = points(pipe.tick().data, "system.network.connection.count")
+            theirs = points(fallback.tick().data, "system.network.connection.count")
+            after = points(pipe.tick().data, "system.network.connection.count")
             outside = []
             for key in set(before) | set(theirs) | set(after):
                 low, high = sorted((before.get(key, 0), after.get(key, 0)))
@@ -298,8 +303,8 @@ def test_live_collector_uses_netlink_and_matches_the_fallback(make_settings: Cal
     finally:
         for s in socks:
             s.close()
-        pipe.close(1.0)  # type: ignore[attr-defined]
-        fallback.close(1.0)  # type: ignore[attr-defined]
+        pipe.close(1.0)
+        fallback.close(1.0)
 
 
 # -- the parsers -----------------------------------------------------------------------------

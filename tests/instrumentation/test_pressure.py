@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from instrumentation._linux.pressure import parse_pressure
 from instrumentation.pressure import PressureCollector
 from otel_sysops.errors import CollectorUnavailableError
 from otel_sysops.plugin import CollectorContext
+from otel_sysops.settings import Settings
 from tests.instrumentation.conftest import Build, Host, add, errors, key, of, points
 
 RES, KIND, WIN = "sysops.pressure.resource", "sysops.pressure.kind", "sysops.pressure.window"
@@ -39,7 +41,7 @@ def test_ratios_and_stall_time_per_resource(psi_host: Host, pipeline_for: Build)
     assert errors(pipe, "pressure") == {}
 
 
-def test_no_psi_is_unavailable(numa_host: Host, make_settings) -> None:  # type: ignore[no-untyped-def]
+def test_no_psi_is_unavailable(numa_host: Host, make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(procfs=numa_host.procfs, sysfs=numa_host.sysfs)
     with pytest.raises(CollectorUnavailableError, match="PSI"):
         PressureCollector(CollectorContext("pressure", settings))

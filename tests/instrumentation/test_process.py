@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 from instrumentation._hostview import network_view_problem, process_view_problem
 from instrumentation._linux.pidstat import parse_passwd, parse_pid_stat, parse_status_uid
 from instrumentation.process import ProcessCollector
-from otel_sysops.pipeline import Pipeline, iter_points
+from otel_sysops.pipeline import Pipeline
 from otel_sysops.settings import Settings
 from tests.conftest import FIXTURES, need_binary
+from tests.points import data_points
 
 from ._collect import a, names, pipeline_with, points
 
@@ -155,9 +156,9 @@ def test_ten_thousand_pids_through_the_process_collector(
         data = pipe.tick(timestamp=1_000_000.0 + tick).data
         memory = points(data, "process.memory.usage")
         assert len(memory) == 10
-        for metric, point in iter_points(data):
-            assert "otel.metric.overflow" not in point.attributes, metric.name  # type: ignore[attr-defined]
-        seen |= {int(dict(k)["process.pid"]) for k in memory}  # type: ignore[call-overload]
+        for metric, point in data_points(data):
+            assert "otel.metric.overflow" not in (point.attributes or {}), metric.name
+        seen |= {int(dict(k)["process.pid"]) for k in memory}
         assert collector.state_size <= per_tick + 2 * 10  # live PIDs, and the names of the reported
     assert len(seen) == 10 * ticks
     assert pipe.store.refused == 0

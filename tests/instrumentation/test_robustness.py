@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,11 +23,11 @@ from instrumentation.paging import PagingCollector
 from instrumentation.pressure import PressureCollector
 from instrumentation.system import SystemCollector
 from otel_sysops.pipeline import Pipeline
-from otel_sysops.plugin import CollectorContext
+from otel_sysops.plugin import Collector, CollectorContext
 from otel_sysops.settings import Settings, load_settings
 from tests.conftest import FIXTURES
 
-COLLECTORS = {
+COLLECTORS: dict[str, type[Collector[Any]]] = {
     "cpu": CpuCollector,
     "memory": MemoryCollector,
     "paging": PagingCollector,
@@ -79,8 +80,10 @@ def _run(mutate: Callable[[Path], None]) -> None:
         try:
             for name, cls in COLLECTORS.items():
                 ctx = CollectorContext(name, settings, pipe.files, pipe.errors)
-                kwargs = {"statvfs": _stat_table} if cls is FilesystemCollector else {}
-                pipe.add_collector(name, cls(ctx, **kwargs))  # type: ignore[arg-type]
+                collector = (
+                    FilesystemCollector(ctx, statvfs=_stat_table) if cls is FilesystemCollector else cls(ctx)
+                )
+                pipe.add_collector(name, collector)
             assert pipe.tick().failed == {}
             mutate(root)
             result = pipe.tick()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 import psutil
 import pytest
@@ -14,6 +15,7 @@ from instrumentation._linux.oneline import parse_uptime
 from instrumentation.system import SystemCollector
 from otel_sysops.errors import CollectorUnavailableError
 from otel_sysops.plugin import CollectorContext
+from otel_sysops.settings import Settings
 from tests.instrumentation.conftest import Build, Host, add, key, points
 
 
@@ -36,7 +38,9 @@ def test_parse_uptime_never_raises(text: str) -> None:
     assert value is None or value >= 0
 
 
-def test_unreadable_source_makes_the_family_unavailable(numa_host: Host, make_settings) -> None:  # type: ignore[no-untyped-def]
+def test_unreadable_source_makes_the_family_unavailable(
+    numa_host: Host, make_settings: Callable[..., Settings]
+) -> None:
     if os.geteuid() == 0:
         # root reads a mode-000 file anyway: a missing file stands in for the same path.
         (numa_host.procfs / "uptime").unlink()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict, Unpack
+
 import pytest
 
 from otel_sysops.alerts import Severity
@@ -14,9 +16,17 @@ from .helpers import FakeClock, RecordingSink
 OOM = "Out of memory: Killed process {pid} ({name}) total-vm:8123456kB, anon-rss:1kB"
 
 
-def _analyzer(**kwargs: float) -> tuple[LogAnalyzer, RecordingSink, FakeClock]:
+class AnalyzerOptions(TypedDict, total=False):
+    """The LogAnalyzer keywords the tests vary."""
+
+    resolve_after: float
+    resubmit_after: float
+    max_line: int
+
+
+def _analyzer(**kwargs: Unpack[AnalyzerOptions]) -> tuple[LogAnalyzer, RecordingSink, FakeClock]:
     sink, clock = RecordingSink(), FakeClock()
-    return LogAnalyzer(Matcher(builtin_patterns()), sink, clock=clock, **kwargs), sink, clock  # type: ignore[arg-type]
+    return LogAnalyzer(Matcher(builtin_patterns()), sink, clock=clock, **kwargs), sink, clock
 
 
 def test_oom_kill_becomes_a_finding_keyed_by_victim_not_pid() -> None:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,7 @@ def _append(path: Path, line: str) -> None:
 
 @pytest.mark.slow
 def test_run_raises_oom_kill_alert_from_a_rotated_syslog_file(
-    tmp_path: Path, record_property: pytest.RecordProperty
+    tmp_path: Path, record_property: Callable[[str, object], None]
 ) -> None:
     log = tmp_path / "syslog"
     log.write_text(OOM.format(pid=1, name="before_start") + "\n")

@@ -11,8 +11,8 @@ from otel_sysops.agent import Agent
 from otel_sysops.app import log_service
 from otel_sysops.cli import main
 from otel_sysops.errors import ConfigError
-from otel_sysops.pipeline import iter_points
 from otel_sysops.settings import Settings, load_settings
+from tests.points import number_points
 
 OOM = "Out of memory: Killed process 4242 (java) total-vm:1kB"
 
@@ -80,8 +80,8 @@ def test_unknown_disabled_pattern_is_refused(make_settings: Callable[..., Settin
 def _log_points(agent: Agent) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     result = agent.pipeline.tick()
     return {
-        (m.name, tuple(sorted((k, str(v)) for k, v in p.attributes.items()))): float(p.value)  # type: ignore[attr-defined]
-        for m, p in iter_points(result.data)
+        (m.name, tuple(sorted((k, str(v)) for k, v in (p.attributes or {}).items()))): float(p.value)
+        for m, p in number_points(result.data)
         if m.name.startswith("sysops.log.")
     }
 

@@ -9,7 +9,7 @@ import os
 import stat
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -17,6 +17,7 @@ import pytest
 
 from otel_sysops.alerts import Severity
 from otel_sysops.logs import LogAnalyzer, Matcher, builtin_patterns
+from otel_sysops.logs._follow import FileFollower
 from otel_sysops.logs._service import LogService, build_log_service
 from otel_sysops.logs._sources import FileSource, JournalSource, KmsgSource, boot_time
 from otel_sysops.settings import Settings
@@ -42,13 +43,13 @@ def _script(path: Path, body: str) -> Path:
     return path
 
 
-def _run_service(service: LogService, body: Callable[[], object]) -> None:
+def _run_service(service: LogService, body: Callable[[], Awaitable[object]]) -> None:
     """Run `service` in a task group while the async `body` drives it; then cancel it."""
 
     async def main() -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(service.run)
-            await body()  # type: ignore[misc]
+            await body()
             tg.cancel_scope.cancel()
 
     anyio.run(main, backend="asyncio")
@@ -82,6 +83,7 @@ def test_syslog_file_followed_across_rename_and_truncation(tmp_path: Path) -> No
     _run_service(service, body)
     assert sink.victims() == ["java", "postgres", "python3", "nginx"]
     assert analyzer.stats.matches["oom_kill"] == 4
+    assert isinstance(source.follower, FileFollower)
     assert source.follower.rotations == 1
     assert source.follower.truncations == 1
     assert analyzer.stats.lines[("file", str(log))] == 4
