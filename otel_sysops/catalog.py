@@ -5,19 +5,25 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import (
     CallbackT,
     Counter,
     Histogram,
     Meter,
+    NoOpObservableCounter,
+    NoOpObservableGauge,
+    NoOpObservableUpDownCounter,
     ObservableCounter,
     ObservableGauge,
     ObservableUpDownCounter,
     UpDownCounter,
     _Gauge,
 )
+
+if TYPE_CHECKING:
+    from .churn import ChurningMeter
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +58,15 @@ class InstrumentCatalog:
 class RecordingMeter(Meter):
     """A Meter that records each instrument it creates in a catalog, then delegates to the SDK."""
 
-    def __init__(self, inner: Meter, scope: str, catalog: InstrumentCatalog) -> None:
+    def __init__(
+        self, inner: Meter, scope: str, catalog: InstrumentCatalog, observables: ChurningMeter | None = None
+    ) -> None:
         super().__init__(scope)
         self._inner = inner
         self._scope = scope
         self._catalog = catalog
+        # Observable instruments go here instead of SDK storage when given (same points, less work).
+        self._observables = observables
 
     def _note(self, name: str, kind: str, unit: str, description: str) -> None:
         self._catalog.record(self._scope, name, kind, unit, description)
@@ -73,6 +83,9 @@ class RecordingMeter(Meter):
         self, name: str, callbacks: Sequence[CallbackT] | None = None, unit: str = "", description: str = ""
     ) -> ObservableCounter:
         self._note(name, "counter", unit, description)
+        if self._observables is not None:
+            self._observables.create_observable_counter(name, list(callbacks or ()), unit, description)
+            return NoOpObservableCounter(name, unit=unit, description=description)
         return self._inner.create_observable_counter(name, callbacks, unit, description)
 
     def create_histogram(self, name: str, unit: str = "", description: str = "", **kwargs: Any) -> Histogram:
@@ -88,10 +101,18 @@ class RecordingMeter(Meter):
         self, name: str, callbacks: Sequence[CallbackT] | None = None, unit: str = "", description: str = ""
     ) -> ObservableGauge:
         self._note(name, "gauge", unit, description)
+        if self._observables is not None:
+            self._observables.create_observable_gauge(name, list(callbacks or ()), unit, description)
+            return NoOpObservableGauge(name, unit=unit, description=description)
         return self._inner.create_observable_gauge(name, callbacks, unit, description)
 
     def create_observable_up_down_counter(
         self, name: str, callbacks: Sequence[CallbackT] | None = None, unit: str = "", description: str = ""
     ) -> ObservableUpDownCounter:
         self._note(name, "updowncounter", unit, description)
+        if self._observables is not None:
+            self._observables.create_observable_up_down_counter(
+                name, list(callbacks or ()), unit, description
+            )
+            return NoOpObservableUpDownCounter(name, unit=unit, description=description)
         return self._inner.create_observable_up_down_counter(name, callbacks, unit, description)
