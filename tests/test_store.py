@@ -202,3 +202,22 @@ def test_the_mmap_threshold_can_be_pinned_on_glibc() -> None:
 
     if platform.libc_ver()[0] == "glibc":
         assert pin_mmap_threshold() is True
+
+
+def test_latest_is_the_last_column_of_each_selected_matrix() -> None:
+    store = RingStore(interval=10, raw_window=60)
+    assert store.latest(lambda _: True) == []  # no tick yet
+    fill(store, 8)
+    store.put("n", [attr_key({"j": "x"})], [7.0])
+    store.begin_tick(T0 + 80)
+    store.put("m", [attr_key({"i": 1}), attr_key({"i": 5})], [1.5, 2.5])  # 0 and 2 ended
+    store.put("other", [()], [9.0])
+    got = store.latest(lambda name: name != "other")
+    assert [name for name, _, _ in got] == ["m", "n"]
+    for name, keys, values in got:
+        matrix = store.matrix(name, 1)
+        assert [dict(k) for k in keys] == matrix.attributes
+        np.testing.assert_array_equal(values, matrix.values[:, -1])
+    assert got[0][1] == [attr_key({"i": 1}), attr_key({"i": 5})]
+    np.testing.assert_array_equal(got[0][2], [1.5, 2.5])
+    assert np.isnan(got[1][2]).all()  # "n" reported in an earlier tick only: the gap reads NaN

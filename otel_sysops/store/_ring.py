@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 import math
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -348,6 +348,24 @@ class RingStore:
             slots = np.fromiter((slot for _, slot in live), dtype=np.intp, count=len(live))
             values = self._raw[np.ix_(order, slots)].T.copy()
             return SeriesMatrix(name, [dict(key) for key, _ in live], self._ts[order].copy(), values)
+
+    def latest(self, select: Callable[[str], bool]) -> list[tuple[str, list[AttrKey], F64]]:
+        """Return, for every selected metric with a live series (by name), the live series' keys
+        and their values in the latest tick: `matrix(name, 1)` for many metrics under one lock."""
+        out: list[tuple[str, list[AttrKey], F64]] = []
+        with self._lock:
+            if not self._ticks:
+                return out
+            row = self._raw[self._pos]
+            for name in sorted(self._metrics):
+                if not select(name):
+                    continue
+                live = self._live(self._metrics[name])
+                if not live:
+                    continue
+                slots = np.fromiter((slot for _, slot in live), dtype=np.intp, count=len(live))
+                out.append((name, [key for key, _ in live], row[slots]))
+        return out
 
     def _slot(self, name: str, attributes: Mapping[str, object] | None) -> int | None:
         metric = self._metrics.get(name)
