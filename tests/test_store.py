@@ -221,3 +221,26 @@ def test_latest_is_the_last_column_of_each_selected_matrix() -> None:
     assert got[0][1] == [attr_key({"i": 1}), attr_key({"i": 5})]
     np.testing.assert_array_equal(got[0][2], [1.5, 2.5])
     assert np.isnan(got[1][2]).all()  # "n" reported in an earlier tick only: the gap reads NaN
+
+
+def test_put_many_stores_what_separate_puts_store() -> None:
+    one, many = RingStore(interval=10, raw_window=60), RingStore(interval=10, raw_window=60)
+    batch = [
+        ("a", [attr_key({"i": 0}), attr_key({"i": 1})], [1.0, float("nan")]),
+        ("b", [()], [5.0]),
+        ("a", [attr_key({"i": 0})], [3.0]),  # a column twice in one tick: applied in order
+    ]
+    for tick in range(3):
+        for store in (one, many):
+            store.begin_tick(T0 + 60 * tick)
+        for name, keys, values in batch:
+            one.put(name, keys, [v + tick for v in values])
+        many.put_many([(n, k, [v + tick for v in vs]) for n, k, vs in batch])
+    for name in ("a", "b"):
+        np.testing.assert_array_equal(one.matrix(name).values, many.matrix(name).values)
+        assert one.matrix(name).attributes == many.matrix(name).attributes
+    for attrs in ({"i": 0}, {"i": 1}):  # rollups (min, max, mean, last) built from the same points
+        mine, theirs = one.rollups("a", attrs), many.rollups("a", attrs)
+        assert mine.timestamps.size > 0
+        for field in ("timestamps", "min", "max", "mean", "last"):
+            np.testing.assert_array_equal(getattr(mine, field), getattr(theirs, field))

@@ -155,44 +155,69 @@ class RingStore:
 
     def put(self, name: str, attributes: Sequence[AttrKey], values: Sequence[float] | F64) -> None:
         """Store this tick's values of `name`, one per attribute set; refuse new series past the cap."""
+        self.put_many([(name, attributes, values)])
+
+    def put_many(self, batch: Sequence[tuple[str, Sequence[AttrKey], Sequence[float] | F64]]) -> None:
+        """`put` for many metrics at once: the columns are found per metric, the arrays written once."""
         if self._pos < 0:
             raise RuntimeError("put() before begin_tick()")
         with self._lock:
-            metric = self._metrics.get(name)
-            if metric is None:
-                metric = self._metrics[name] = _Metric(name)
-            index = metric.index
-            metric.last_ts = float(self._ts[self._pos])
-            vals = np.asarray(values, dtype=np.float64)
-            if metric.last_keys == attributes and metric.last_slots is not None:
-                slots = metric.last_slots  # the same series as last tick: the same columns
-            else:
-                slots = np.empty(len(attributes), dtype=np.intp)
-                keep = np.ones(len(attributes), dtype=bool)
-                for i, key in enumerate(attributes):
-                    slot = index.get(key)
-                    if slot is None:
-                        slot = self._new_slot(metric, key)
-                        if slot is None:
-                            keep[i] = False
-                            continue
-                    slots[i] = slot
-                if keep.all():
-                    metric.last_keys, metric.last_slots = list(attributes), slots
-                else:
-                    slots, vals = slots[keep], vals[keep]
-                    metric.last_keys, metric.last_slots = [], None
-            if slots.size == 0:
+            ts = self._ts[self._pos]
+            all_slots: list[NDArray[np.intp]] = []
+            all_vals: list[F64] = []
+            for name, attributes, values in batch:
+                slots, vals = self._columns(name, attributes, values, float(ts))
+                if slots.size:
+                    all_slots.append(slots)
+                    all_vals.append(vals)
+            if not all_slots:
                 return
-            self._raw[self._pos, slots] = vals
-            self._last_seen[slots] = self._ts[self._pos]
-            finite = np.isfinite(vals)
-            fs, fv = slots[finite], vals[finite]
-            self._acc_min[fs] = np.minimum(self._acc_min[fs], fv)
-            self._acc_max[fs] = np.maximum(self._acc_max[fs], fv)
-            self._acc_sum[fs] += fv
-            self._acc_cnt[fs] += 1
-            self._acc_last[fs] = fv
+            slots = np.concatenate(all_slots) if len(all_slots) > 1 else all_slots[0]
+            vals = np.concatenate(all_vals) if len(all_vals) > 1 else all_vals[0]
+            if len(all_slots) > 1 and np.unique(slots).size != slots.size:
+                for s, v in zip(all_slots, all_vals, strict=True):  # a column twice: in order
+                    self._write(s, v, ts)
+            else:
+                self._write(slots, vals, ts)
+
+    def _columns(
+        self, name: str, attributes: Sequence[AttrKey], values: Sequence[float] | F64, ts: float
+    ) -> tuple[NDArray[np.intp], F64]:
+        metric = self._metrics.get(name)
+        if metric is None:
+            metric = self._metrics[name] = _Metric(name)
+        index = metric.index
+        metric.last_ts = ts
+        vals = np.asarray(values, dtype=np.float64)
+        if metric.last_keys == attributes and metric.last_slots is not None:
+            return metric.last_slots, vals  # the same series as last tick: the same columns
+        slots = np.empty(len(attributes), dtype=np.intp)
+        keep = np.ones(len(attributes), dtype=bool)
+        for i, key in enumerate(attributes):
+            slot = index.get(key)
+            if slot is None:
+                slot = self._new_slot(metric, key)
+                if slot is None:
+                    keep[i] = False
+                    continue
+            slots[i] = slot
+        if keep.all():
+            metric.last_keys, metric.last_slots = list(attributes), slots
+        else:
+            slots, vals = slots[keep], vals[keep]
+            metric.last_keys, metric.last_slots = [], None
+        return slots, vals
+
+    def _write(self, slots: NDArray[np.intp], vals: F64, ts: np.float64) -> None:
+        self._raw[self._pos, slots] = vals
+        self._last_seen[slots] = ts
+        finite = np.isfinite(vals)
+        fs, fv = slots[finite], vals[finite]
+        self._acc_min[fs] = np.minimum(self._acc_min[fs], fv)
+        self._acc_max[fs] = np.maximum(self._acc_max[fs], fv)
+        self._acc_sum[fs] += fv
+        self._acc_cnt[fs] += 1
+        self._acc_last[fs] = fv
 
     def _new_slot(self, metric: _Metric, key: AttrKey) -> int | None:
         if self._free:
