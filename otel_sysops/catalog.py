@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from types import GeneratorType
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import (
+    CallbackOptions,
     CallbackT,
     Counter,
     Histogram,
@@ -18,6 +20,7 @@ from opentelemetry.metrics import (
     ObservableCounter,
     ObservableGauge,
     ObservableUpDownCounter,
+    Observation,
     UpDownCounter,
     _Gauge,
 )
@@ -55,6 +58,18 @@ class InstrumentCatalog:
             return sorted(self._items.values(), key=lambda i: (i.name, i.scope))
 
 
+def _plain(
+    callbacks: Sequence[CallbackT] | None,
+) -> list[Callable[[CallbackOptions], Iterable[Observation]]] | None:
+    """Return the callbacks if all are plain functions; None if one is a generator (the SDK's)."""
+    plain: list[Callable[[CallbackOptions], Iterable[Observation]]] = []
+    for callback in callbacks or ():
+        if isinstance(callback, GeneratorType) or not callable(callback):
+            return None
+        plain.append(callback)
+    return plain
+
+
 class RecordingMeter(Meter):
     """A Meter that records each instrument it creates in a catalog, then delegates to the SDK."""
 
@@ -83,8 +98,8 @@ class RecordingMeter(Meter):
         self, name: str, callbacks: Sequence[CallbackT] | None = None, unit: str = "", description: str = ""
     ) -> ObservableCounter:
         self._note(name, "counter", unit, description)
-        if self._observables is not None:
-            self._observables.create_observable_counter(name, list(callbacks or ()), unit, description)
+        if self._observables is not None and (plain := _plain(callbacks)) is not None:
+            self._observables.create_observable_counter(name, plain, unit, description)
             return NoOpObservableCounter(name, unit=unit, description=description)
         return self._inner.create_observable_counter(name, callbacks, unit, description)
 
@@ -101,8 +116,8 @@ class RecordingMeter(Meter):
         self, name: str, callbacks: Sequence[CallbackT] | None = None, unit: str = "", description: str = ""
     ) -> ObservableGauge:
         self._note(name, "gauge", unit, description)
-        if self._observables is not None:
-            self._observables.create_observable_gauge(name, list(callbacks or ()), unit, description)
+        if self._observables is not None and (plain := _plain(callbacks)) is not None:
+            self._observables.create_observable_gauge(name, plain, unit, description)
             return NoOpObservableGauge(name, unit=unit, description=description)
         return self._inner.create_observable_gauge(name, callbacks, unit, description)
 
@@ -110,9 +125,7 @@ class RecordingMeter(Meter):
         self, name: str, callbacks: Sequence[CallbackT] | None = None, unit: str = "", description: str = ""
     ) -> ObservableUpDownCounter:
         self._note(name, "updowncounter", unit, description)
-        if self._observables is not None:
-            self._observables.create_observable_up_down_counter(
-                name, list(callbacks or ()), unit, description
-            )
+        if self._observables is not None and (plain := _plain(callbacks)) is not None:
+            self._observables.create_observable_up_down_counter(name, plain, unit, description)
             return NoOpObservableUpDownCounter(name, unit=unit, description=description)
         return self._inner.create_observable_up_down_counter(name, callbacks, unit, description)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import tracemalloc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import pytest
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
@@ -254,3 +254,20 @@ def test_pipeline_observables_report_what_the_sdk_reports(make_settings: Callabl
         assert set(got["ours"]) == {"count", "updown", "level"}
     pipe.close(1.0)
     assert all(len(s) == 1 for s in starts.values()), starts
+
+
+def test_a_generator_callback_stays_with_the_sdk(make_settings: Callable[..., Settings]) -> None:
+    # The API also takes generators (sent the options, yielding observations); the SDK runs them.
+    pipe = Pipeline(make_settings(), load=False)
+
+    def gen() -> Iterator[Iterable[Observation]]:
+        n = 0
+        while True:
+            n += 1
+            yield [Observation(n, {"k": "g"})]
+
+    pipe.meter("test").create_observable_counter("test.gen", [gen()])  # type: ignore[list-item]
+    values = [p.value for _ in range(2) for m, p in iter_points(pipe.tick().data) if m.name == "test.gen"]  # type: ignore[attr-defined]
+    pipe.close(1.0)
+    assert len(values) == 2
+    assert values[1] == values[0] + 1  # the SDK primes it once at creation, then sends per tick

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from otel_sysops.store import RingStore, RollupDatabase, attr_key, store_bytes
+from otel_sysops.store import AttrKey, RingStore, RollupDatabase, attr_key, store_bytes
 
 T0 = 1_700_000_040.0  # a minute boundary
 
@@ -225,7 +225,7 @@ def test_latest_is_the_last_column_of_each_selected_matrix() -> None:
 
 def test_put_many_stores_what_separate_puts_store() -> None:
     one, many = RingStore(interval=10, raw_window=60), RingStore(interval=10, raw_window=60)
-    batch = [
+    batch: list[tuple[str, list[AttrKey], list[float]]] = [
         ("a", [attr_key({"i": 0}), attr_key({"i": 1})], [1.0, float("nan")]),
         ("b", [()], [5.0]),
         ("a", [attr_key({"i": 0})], [3.0]),  # a column twice in one tick: applied in order
