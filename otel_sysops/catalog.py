@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import GeneratorType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from opentelemetry.metrics import (
     CallbackOptions,
@@ -25,8 +25,23 @@ from opentelemetry.metrics import (
     _Gauge,
 )
 
-if TYPE_CHECKING:
-    from .churn import ChurningMeter
+PlainCallback = Callable[[CallbackOptions], Iterable[Observation]]
+
+
+class ObservableMeter(Protocol):
+    """Where a RecordingMeter puts observable instruments instead of SDK storage (a ChurningMeter)."""
+
+    def create_observable_gauge(
+        self, name: str, callbacks: Sequence[PlainCallback], unit: str = "", description: str = ""
+    ) -> None: ...
+
+    def create_observable_counter(
+        self, name: str, callbacks: Sequence[PlainCallback], unit: str = "", description: str = ""
+    ) -> None: ...
+
+    def create_observable_up_down_counter(
+        self, name: str, callbacks: Sequence[PlainCallback], unit: str = "", description: str = ""
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +89,7 @@ class RecordingMeter(Meter):
     """A Meter that records each instrument it creates in a catalog, then delegates to the SDK."""
 
     def __init__(
-        self, inner: Meter, scope: str, catalog: InstrumentCatalog, observables: ChurningMeter | None = None
+        self, inner: Meter, scope: str, catalog: InstrumentCatalog, observables: ObservableMeter | None = None
     ) -> None:
         super().__init__(scope)
         self._inner = inner
