@@ -61,6 +61,7 @@ class AnomalyAnalyzer(Analyzer):
         self._lock = threading.Lock()
         self._export: _Export = ([], [], 0, [])
         self.transitions = Transitions("anomaly")
+        self._watch_cache: dict[str, bool] = {}  # metric name -> matched by metrics, not exclude
 
     def register(self, meter: Meter, churn: ChurningMeter) -> None:
         churn.create_observable_gauge(
@@ -108,26 +109,25 @@ class AnomalyAnalyzer(Analyzer):
             series = self._export[3]
         return [Observation(score, attrs) for score, attrs in series]
 
-    def _watched(self) -> list[str]:
-        return [
-            m
-            for m in self.ctx.store.metrics()
-            if name_matches(m, self.cfg.metrics) and not name_matches(m, self.cfg.exclude)
-        ]
+    def _is_watched(self, metric: str) -> bool:
+        watched = self._watch_cache.get(metric)
+        if watched is None:
+            watched = name_matches(metric, self.cfg.metrics) and not name_matches(metric, self.cfg.exclude)
+            if len(self._watch_cache) < 100_000:
+                self._watch_cache[metric] = watched
+        return watched
 
     def gather(self) -> tuple[list[str], list[dict[str, str]], list[tuple[str, AttrKey]], F64]:
         """Return metric, attributes, identity and latest value of every watched series."""
         metrics: list[str] = []
         attributes: list[dict[str, str]] = []
+        keys: list[tuple[str, AttrKey]] = []
         columns: list[F64] = []
-        for metric in self._watched():
-            matrix = self.ctx.store.matrix(metric, 1)
-            if matrix.values.shape[1] == 0 or not matrix.attributes:
-                continue
-            metrics.extend([metric] * len(matrix.attributes))
-            attributes.extend(matrix.attributes)
-            columns.append(matrix.values[:, -1])
-        keys = [(m, tuple(a.items())) for m, a in zip(metrics, attributes, strict=True)]
+        for metric, series, latest in self.ctx.store.latest(self._is_watched):
+            metrics.extend([metric] * len(series))
+            attributes.extend([dict(key) for key in series])
+            keys.extend([(metric, key) for key in series])
+            columns.append(latest)
         values = np.concatenate(columns) if columns else np.zeros(0)
         return metrics, attributes, keys, values
 

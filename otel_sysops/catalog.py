@@ -3,21 +3,45 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from types import GeneratorType
+from typing import Any, Protocol
 
 from opentelemetry.metrics import (
+    CallbackOptions,
     CallbackT,
     Counter,
     Histogram,
     Meter,
+    NoOpObservableCounter,
+    NoOpObservableGauge,
+    NoOpObservableUpDownCounter,
     ObservableCounter,
     ObservableGauge,
     ObservableUpDownCounter,
+    Observation,
     UpDownCounter,
     _Gauge,
 )
+
+PlainCallback = Callable[[CallbackOptions], Iterable[Observation]]
+
+
+class ObservableMeter(Protocol):
+    """Where a RecordingMeter puts observable instruments instead of SDK storage (a ChurningMeter)."""
+
+    def create_observable_gauge(
+        self, name: str, callbacks: Sequence[PlainCallback], unit: str = "", description: str = ""
+    ) -> None: ...
+
+    def create_observable_counter(
+        self, name: str, callbacks: Sequence[PlainCallback], unit: str = "", description: str = ""
+    ) -> None: ...
+
+    def create_observable_up_down_counter(
+        self, name: str, callbacks: Sequence[PlainCallback], unit: str = "", description: str = ""
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +73,30 @@ class InstrumentCatalog:
             return sorted(self._items.values(), key=lambda i: (i.name, i.scope))
 
 
+def _plain(
+    callbacks: Sequence[CallbackT] | None,
+) -> list[Callable[[CallbackOptions], Iterable[Observation]]] | None:
+    """Return the callbacks if all are plain functions; None if one is a generator (the SDK's)."""
+    plain: list[Callable[[CallbackOptions], Iterable[Observation]]] = []
+    for callback in callbacks or ():
+        if isinstance(callback, GeneratorType) or not callable(callback):
+            return None
+        plain.append(callback)
+    return plain
+
+
 class RecordingMeter(Meter):
     """A Meter that records each instrument it creates in a catalog, then delegates to the SDK."""
 
-    def __init__(self, inner: Meter, scope: str, catalog: InstrumentCatalog) -> None:
+    def __init__(
+        self, inner: Meter, scope: str, catalog: InstrumentCatalog, observables: ObservableMeter | None = None
+    ) -> None:
         super().__init__(scope)
         self._inner = inner
         self._scope = scope
         self._catalog = catalog
+        # Observable instruments go here instead of SDK storage when given (same points, less work).
+        self._observables = observables
 
     def _note(self, name: str, kind: str, unit: str, description: str) -> None:
         self._catalog.record(self._scope, name, kind, unit, description)
@@ -73,6 +113,9 @@ class RecordingMeter(Meter):
         self, name: str, callbacks: Sequence[CallbackT] | None = None, unit: str = "", description: str = ""
     ) -> ObservableCounter:
         self._note(name, "counter", unit, description)
+        if self._observables is not None and (plain := _plain(callbacks)) is not None:
+            self._observables.create_observable_counter(name, plain, unit, description)
+            return NoOpObservableCounter(name, unit=unit, description=description)
         return self._inner.create_observable_counter(name, callbacks, unit, description)
 
     def create_histogram(self, name: str, unit: str = "", description: str = "", **kwargs: Any) -> Histogram:
@@ -88,10 +131,16 @@ class RecordingMeter(Meter):
         self, name: str, callbacks: Sequence[CallbackT] | None = None, unit: str = "", description: str = ""
     ) -> ObservableGauge:
         self._note(name, "gauge", unit, description)
+        if self._observables is not None and (plain := _plain(callbacks)) is not None:
+            self._observables.create_observable_gauge(name, plain, unit, description)
+            return NoOpObservableGauge(name, unit=unit, description=description)
         return self._inner.create_observable_gauge(name, callbacks, unit, description)
 
     def create_observable_up_down_counter(
         self, name: str, callbacks: Sequence[CallbackT] | None = None, unit: str = "", description: str = ""
     ) -> ObservableUpDownCounter:
         self._note(name, "updowncounter", unit, description)
+        if self._observables is not None and (plain := _plain(callbacks)) is not None:
+            self._observables.create_observable_up_down_counter(name, plain, unit, description)
+            return NoOpObservableUpDownCounter(name, unit=unit, description=description)
         return self._inner.create_observable_up_down_counter(name, callbacks, unit, description)

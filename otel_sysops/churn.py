@@ -9,6 +9,7 @@ points are built straight into that tick's `MetricsData`, so memory follows the 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -25,6 +26,11 @@ from opentelemetry.sdk.metrics.export import (
 )
 
 from .catalog import InstrumentCatalog
+
+_log = logging.getLogger(__name__)
+
+# Attribute sets a stable counter remembers start times for before it forgets the departed ones.
+_STABLE_LIMIT = 2000
 
 ChurnCallback = Callable[[CallbackOptions], Iterable[Observation]]
 Kind = Literal["gauge", "counter", "updowncounter"]
@@ -49,13 +55,21 @@ class _ChurningInstrument:
 
 
 class ChurningMeter:
-    """Create observable instruments whose attribute sets churn; one per instrumentation scope."""
+    """Create observable instruments whose attribute sets churn; one per instrumentation scope.
 
-    def __init__(self, scope: str, catalog: InstrumentCatalog | None = None) -> None:
+    With `stable=True` it stands in for the SDK's storage of ordinary observable instruments and
+    reports what the SDK would: a counter's start time is the collection before its attribute set
+    was first seen (kept for the process's life, as the SDK keeps it), a gauge has none, and a
+    callback that raises loses only its own points (logged, as the SDK logs it)."""
+
+    def __init__(self, scope: str, catalog: InstrumentCatalog | None = None, *, stable: bool = False) -> None:
         self.scope = scope
         self._catalog = catalog
         self._instruments: list[_ChurningInstrument] = []
         self._lock = threading.Lock()
+        self._stable = stable
+        self._previous_ns: int | None = None
+        self._failing: set[str] = set()
 
     def _add(
         self, name: str, kind: Kind, callbacks: Sequence[ChurnCallback], unit: str, description: str
@@ -86,6 +100,8 @@ class ChurningMeter:
     def collect(self, time_ns: int | None = None) -> list[Metric]:
         """Call every callback once and return this tick's points; nothing is kept past the tick."""
         now = time.time_ns() if time_ns is None else time_ns
+        if self._stable:
+            return self._collect_stable(now)
         options = CallbackOptions()
         metrics: list[Metric] = []
         with self._lock:
@@ -111,14 +127,53 @@ class ChurningMeter:
             inst.starts = live
             if not points:
                 continue
-            data: Gauge | Sum
-            if inst.kind == "gauge":
-                data = Gauge(data_points=points)
-            else:
-                data = Sum(
-                    data_points=points,
-                    aggregation_temporality=AggregationTemporality.CUMULATIVE,
-                    is_monotonic=inst.kind == "counter",
-                )
-            metrics.append(Metric(name=inst.name, description=inst.description, unit=inst.unit, data=data))
+            metrics.append(_metric(inst, points))
         return metrics
+
+    def _collect_stable(self, now: int) -> list[Metric]:
+        first_start = self._previous_ns or now
+        self._previous_ns = now
+        options = CallbackOptions()
+        metrics: list[Metric] = []
+        with self._lock:
+            instruments = list(self._instruments)
+        for inst in instruments:
+            points: list[NumberDataPoint] = []
+            gauge = inst.kind == "gauge"
+            starts = inst.starts
+            for callback in inst.callbacks:
+                try:
+                    observations = list(callback(options))
+                except Exception as exc:  # noqa: BLE001 - as the SDK: one callback's failure only
+                    level = logging.DEBUG if inst.name in self._failing else logging.WARNING
+                    self._failing.add(inst.name)
+                    _log.log(level, "callback of %s failed: %s: %s", inst.name, type(exc).__name__, exc)
+                    continue
+                for obs in observations:
+                    attrs = obs.attributes
+                    attrs = dict(attrs) if attrs else {}
+                    start: int | None = None
+                    if not gauge:
+                        key = _attr_key(attrs)
+                        start = starts.get(key)
+                        if start is None:
+                            start = starts[key] = first_start
+                    points.append(NumberDataPoint(attrs, start, now, obs.value))  # type: ignore[arg-type]
+            if len(starts) > _STABLE_LIMIT:  # misused for churning series: keep only the live ones
+                inst.starts = {_attr_key(p.attributes): p.start_time_unix_nano for p in points}
+            if points:
+                metrics.append(_metric(inst, points))
+        return metrics
+
+
+def _metric(inst: _ChurningInstrument, points: list[NumberDataPoint]) -> Metric:
+    data: Gauge | Sum
+    if inst.kind == "gauge":
+        data = Gauge(data_points=points)
+    else:
+        data = Sum(
+            data_points=points,
+            aggregation_temporality=AggregationTemporality.CUMULATIVE,
+            is_monotonic=inst.kind == "counter",
+        )
+    return Metric(name=inst.name, description=inst.description, unit=inst.unit, data=data)

@@ -89,6 +89,7 @@ class Pipeline:
         # Collectors left out at start (this host lacks their source) -> why.
         self.skipped: dict[str, str] = {}
         self._churn: list[ChurningMeter] = []
+        self._stable: dict[str, ChurningMeter] = {}
         self._lock = threading.Lock()
         self._logged_failures: set[tuple[str, str]] = set()
         self.last_tick: float | None = None
@@ -114,8 +115,16 @@ class Pipeline:
     # -- assembly ----------------------------------------------------------------------------
 
     def meter(self, scope: str) -> RecordingMeter:
-        """Return a meter of the pipeline's provider that records its instruments in the catalog."""
-        return RecordingMeter(self.provider.get_meter(scope, __version__), scope, self.catalog)
+        """Return a meter of the pipeline's provider that records its instruments in the catalog.
+
+        Its observable instruments bypass SDK storage: their callbacks run once per tick in
+        `_with_churn` and the points go straight into the collection (a third of a tick's CPU was
+        the SDK's per-measurement work); synchronous instruments stay with the SDK."""
+        observables = self._stable.get(scope)
+        if observables is None:
+            observables = self._stable[scope] = ChurningMeter(scope, stable=True)
+            self._churn.append(observables)
+        return RecordingMeter(self.provider.get_meter(scope, __version__), scope, self.catalog, observables)
 
     def churning_meter(self, scope: str) -> ChurningMeter:
         """Return a meter for churning series, collected once per tick into the same MetricsData."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import tracemalloc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import pytest
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
@@ -159,7 +159,8 @@ def test_plain_sdk_instrument_overflows_past_the_cardinality_limit(
         base = state["tick"] * 500
         return [Observation(1.0, {"process.pid": base + i}) for i in range(500)]
 
-    pipe.meter("test").create_observable_gauge("test.sdk_pids", [pids])
+    # The pipeline's own meters keep observable instruments out of SDK storage; a plain SDK meter.
+    pipe.provider.get_meter("test").create_observable_gauge("test.sdk_pids", [pids])
     names: set[str] = set()
     for tick in range(6):
         state["tick"] = tick
@@ -205,3 +206,69 @@ def test_ten_thousand_pids_over_time_never_overflow_and_memory_stays_bounded(
     assert end < mid * 1.25 + 256 * 1024, (mid, end)
     assert pipe.store.series_count < 5000
     assert pipe.store.refused == 0
+
+
+def test_pipeline_observables_report_what_the_sdk_reports(make_settings: Callable[..., Settings]) -> None:
+    # The pipeline's meters keep observable instruments out of SDK storage; the points must be the
+    # SDK's: same values and attributes, a counter's start time kept while its series comes and
+    # goes, no start time on a gauge, and a raising callback costing only its own instrument.
+    pipe = Pipeline(make_settings(), load=False)
+    state = {"tick": 0}
+
+    def counts(_: CallbackOptions) -> Iterable[Observation]:
+        tick = state["tick"]
+        points = [Observation(10 * tick, {"k": "a"})]
+        if tick != 1:  # "b" is missing from the second tick, then back
+            points.append(Observation(100 + tick, {"k": "b"}))
+        return points
+
+    def level(_: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(0.5 + state["tick"], {"k": "a"})]
+
+    def broken(_: CallbackOptions) -> Iterable[Observation]:
+        raise OSError("gone")
+
+    sdk = pipe.provider.get_meter("test.sdk")
+    ours = pipe.meter("test.ours")
+    for meter, prefix in ((sdk, "sdk"), (ours, "ours")):
+        meter.create_observable_counter(f"{prefix}.count", [counts])
+        meter.create_observable_up_down_counter(f"{prefix}.updown", [counts])
+        meter.create_observable_gauge(f"{prefix}.level", [level])
+        meter.create_observable_gauge(f"{prefix}.broken", [broken])
+    starts: dict[tuple[str, str], set[int]] = {}
+    for tick in range(3):
+        state["tick"] = tick
+        got: dict[str, dict[str, set[tuple[object, ...]]]] = {"sdk": {}, "ours": {}}
+        for metric, point in iter_points(pipe.tick().data):
+            prefix, _, name = metric.name.partition(".")
+            if prefix not in got:
+                continue
+            assert name != "broken"
+            got[prefix].setdefault(name, set()).add((tuple(sorted(point.attributes.items())), point.value))  # type: ignore[attr-defined]
+            if prefix == "ours":
+                if name == "level":
+                    assert point.start_time_unix_nano is None  # type: ignore[attr-defined]
+                else:
+                    key = (name, point.attributes["k"])  # type: ignore[attr-defined]
+                    starts.setdefault(key, set()).add(point.start_time_unix_nano)  # type: ignore[attr-defined]
+        assert got["ours"] == got["sdk"]
+        assert set(got["ours"]) == {"count", "updown", "level"}
+    pipe.close(1.0)
+    assert all(len(s) == 1 for s in starts.values()), starts
+
+
+def test_a_generator_callback_stays_with_the_sdk(make_settings: Callable[..., Settings]) -> None:
+    # The API also takes generators (sent the options, yielding observations); the SDK runs them.
+    pipe = Pipeline(make_settings(), load=False)
+
+    def gen() -> Iterator[Iterable[Observation]]:
+        n = 0
+        while True:
+            n += 1
+            yield [Observation(n, {"k": "g"})]
+
+    pipe.meter("test").create_observable_counter("test.gen", [gen()])  # type: ignore[list-item]
+    values = [p.value for _ in range(2) for m, p in iter_points(pipe.tick().data) if m.name == "test.gen"]  # type: ignore[attr-defined]
+    pipe.close(1.0)
+    assert len(values) == 2
+    assert values[1] == values[0] + 1  # the SDK primes it once at creation, then sends per tick

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from otel_sysops.store import RingStore, RollupDatabase, attr_key, store_bytes
+from otel_sysops.store import AttrKey, RingStore, RollupDatabase, attr_key, store_bytes
 
 T0 = 1_700_000_040.0  # a minute boundary
 
@@ -202,3 +202,45 @@ def test_the_mmap_threshold_can_be_pinned_on_glibc() -> None:
 
     if platform.libc_ver()[0] == "glibc":
         assert pin_mmap_threshold() is True
+
+
+def test_latest_is_the_last_column_of_each_selected_matrix() -> None:
+    store = RingStore(interval=10, raw_window=60)
+    assert store.latest(lambda _: True) == []  # no tick yet
+    fill(store, 8)
+    store.put("n", [attr_key({"j": "x"})], [7.0])
+    store.begin_tick(T0 + 80)
+    store.put("m", [attr_key({"i": 1}), attr_key({"i": 5})], [1.5, 2.5])  # 0 and 2 ended
+    store.put("other", [()], [9.0])
+    got = store.latest(lambda name: name != "other")
+    assert [name for name, _, _ in got] == ["m", "n"]
+    for name, keys, values in got:
+        matrix = store.matrix(name, 1)
+        assert [dict(k) for k in keys] == matrix.attributes
+        np.testing.assert_array_equal(values, matrix.values[:, -1])
+    assert got[0][1] == [attr_key({"i": 1}), attr_key({"i": 5})]
+    np.testing.assert_array_equal(got[0][2], [1.5, 2.5])
+    assert np.isnan(got[1][2]).all()  # "n" reported in an earlier tick only: the gap reads NaN
+
+
+def test_put_many_stores_what_separate_puts_store() -> None:
+    one, many = RingStore(interval=10, raw_window=60), RingStore(interval=10, raw_window=60)
+    batch: list[tuple[str, list[AttrKey], list[float]]] = [
+        ("a", [attr_key({"i": 0}), attr_key({"i": 1})], [1.0, float("nan")]),
+        ("b", [()], [5.0]),
+        ("a", [attr_key({"i": 0})], [3.0]),  # a column twice in one tick: applied in order
+    ]
+    for tick in range(3):
+        for store in (one, many):
+            store.begin_tick(T0 + 60 * tick)
+        for name, keys, values in batch:
+            one.put(name, keys, [v + tick for v in values])
+        many.put_many([(n, k, [v + tick for v in vs]) for n, k, vs in batch])
+    for name in ("a", "b"):
+        np.testing.assert_array_equal(one.matrix(name).values, many.matrix(name).values)
+        assert one.matrix(name).attributes == many.matrix(name).attributes
+    for attrs in ({"i": 0}, {"i": 1}):  # rollups (min, max, mean, last) built from the same points
+        mine, theirs = one.rollups("a", attrs), many.rollups("a", attrs)
+        assert mine.timestamps.size > 0
+        for field in ("timestamps", "min", "max", "mean", "last"):
+            np.testing.assert_array_equal(getattr(mine, field), getattr(theirs, field))

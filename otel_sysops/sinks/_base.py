@@ -42,6 +42,7 @@ class StoreSink:
         self.store.begin_tick(timestamp)
         old: dict[tuple[str, tuple[tuple[str, object], ...]], AttrKey] = self._keys
         new: dict[tuple[str, tuple[tuple[str, object], ...]], AttrKey] = {}
+        batch: list[tuple[str, list[AttrKey], list[float]]] = []
         for rm in data.resource_metrics:
             for sm in rm.scope_metrics:
                 for metric in sm.metrics:
@@ -70,7 +71,8 @@ class StoreSink:
                         value = float(point.value)
                         values.append(value if math.isfinite(value) else math.nan)
                     if keys:
-                        self.store.put(name, keys, values)
+                        batch.append((name, keys, values))
+        self.store.put_many(batch)
         self._keys = new
 
     def failures(self) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 import math
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -155,44 +155,69 @@ class RingStore:
 
     def put(self, name: str, attributes: Sequence[AttrKey], values: Sequence[float] | F64) -> None:
         """Store this tick's values of `name`, one per attribute set; refuse new series past the cap."""
+        self.put_many([(name, attributes, values)])
+
+    def put_many(self, batch: Sequence[tuple[str, Sequence[AttrKey], Sequence[float] | F64]]) -> None:
+        """`put` for many metrics at once: the columns are found per metric, the arrays written once."""
         if self._pos < 0:
             raise RuntimeError("put() before begin_tick()")
         with self._lock:
-            metric = self._metrics.get(name)
-            if metric is None:
-                metric = self._metrics[name] = _Metric(name)
-            index = metric.index
-            metric.last_ts = float(self._ts[self._pos])
-            vals = np.asarray(values, dtype=np.float64)
-            if metric.last_keys == attributes and metric.last_slots is not None:
-                slots = metric.last_slots  # the same series as last tick: the same columns
-            else:
-                slots = np.empty(len(attributes), dtype=np.intp)
-                keep = np.ones(len(attributes), dtype=bool)
-                for i, key in enumerate(attributes):
-                    slot = index.get(key)
-                    if slot is None:
-                        slot = self._new_slot(metric, key)
-                        if slot is None:
-                            keep[i] = False
-                            continue
-                    slots[i] = slot
-                if keep.all():
-                    metric.last_keys, metric.last_slots = list(attributes), slots
-                else:
-                    slots, vals = slots[keep], vals[keep]
-                    metric.last_keys, metric.last_slots = [], None
-            if slots.size == 0:
+            ts = self._ts[self._pos]
+            all_slots: list[NDArray[np.intp]] = []
+            all_vals: list[F64] = []
+            for name, attributes, values in batch:
+                slots, vals = self._columns(name, attributes, values, float(ts))
+                if slots.size:
+                    all_slots.append(slots)
+                    all_vals.append(vals)
+            if not all_slots:
                 return
-            self._raw[self._pos, slots] = vals
-            self._last_seen[slots] = self._ts[self._pos]
-            finite = np.isfinite(vals)
-            fs, fv = slots[finite], vals[finite]
-            self._acc_min[fs] = np.minimum(self._acc_min[fs], fv)
-            self._acc_max[fs] = np.maximum(self._acc_max[fs], fv)
-            self._acc_sum[fs] += fv
-            self._acc_cnt[fs] += 1
-            self._acc_last[fs] = fv
+            slots = np.concatenate(all_slots) if len(all_slots) > 1 else all_slots[0]
+            vals = np.concatenate(all_vals) if len(all_vals) > 1 else all_vals[0]
+            if len(all_slots) > 1 and np.unique(slots).size != slots.size:
+                for s, v in zip(all_slots, all_vals, strict=True):  # a column twice: in order
+                    self._write(s, v, ts)
+            else:
+                self._write(slots, vals, ts)
+
+    def _columns(
+        self, name: str, attributes: Sequence[AttrKey], values: Sequence[float] | F64, ts: float
+    ) -> tuple[NDArray[np.intp], F64]:
+        metric = self._metrics.get(name)
+        if metric is None:
+            metric = self._metrics[name] = _Metric(name)
+        index = metric.index
+        metric.last_ts = ts
+        vals = np.asarray(values, dtype=np.float64)
+        if metric.last_keys == attributes and metric.last_slots is not None:
+            return metric.last_slots, vals  # the same series as last tick: the same columns
+        slots = np.empty(len(attributes), dtype=np.intp)
+        keep = np.ones(len(attributes), dtype=bool)
+        for i, key in enumerate(attributes):
+            slot = index.get(key)
+            if slot is None:
+                slot = self._new_slot(metric, key)
+                if slot is None:
+                    keep[i] = False
+                    continue
+            slots[i] = slot
+        if keep.all():
+            metric.last_keys, metric.last_slots = list(attributes), slots
+        else:
+            slots, vals = slots[keep], vals[keep]
+            metric.last_keys, metric.last_slots = [], None
+        return slots, vals
+
+    def _write(self, slots: NDArray[np.intp], vals: F64, ts: np.float64) -> None:
+        self._raw[self._pos, slots] = vals
+        self._last_seen[slots] = ts
+        finite = np.isfinite(vals)
+        fs, fv = slots[finite], vals[finite]
+        self._acc_min[fs] = np.minimum(self._acc_min[fs], fv)
+        self._acc_max[fs] = np.maximum(self._acc_max[fs], fv)
+        self._acc_sum[fs] += fv
+        self._acc_cnt[fs] += 1
+        self._acc_last[fs] = fv
 
     def _new_slot(self, metric: _Metric, key: AttrKey) -> int | None:
         if self._free:
@@ -348,6 +373,24 @@ class RingStore:
             slots = np.fromiter((slot for _, slot in live), dtype=np.intp, count=len(live))
             values = self._raw[np.ix_(order, slots)].T.copy()
             return SeriesMatrix(name, [dict(key) for key, _ in live], self._ts[order].copy(), values)
+
+    def latest(self, select: Callable[[str], bool]) -> list[tuple[str, list[AttrKey], F64]]:
+        """Return, for every selected metric with a live series (by name), the live series' keys
+        and their values in the latest tick: `matrix(name, 1)` for many metrics under one lock."""
+        out: list[tuple[str, list[AttrKey], F64]] = []
+        with self._lock:
+            if not self._ticks:
+                return out
+            row = self._raw[self._pos]
+            for name in sorted(self._metrics):
+                if not select(name):
+                    continue
+                live = self._live(self._metrics[name])
+                if not live:
+                    continue
+                slots = np.fromiter((slot for _, slot in live), dtype=np.intp, count=len(live))
+                out.append((name, [key for key, _ in live], row[slots]))
+        return out
 
     def _slot(self, name: str, attributes: Mapping[str, object] | None) -> int | None:
         metric = self._metrics.get(name)
