@@ -235,22 +235,23 @@ def test_pipeline_observables_report_what_the_sdk_reports(make_settings: Callabl
         meter.create_observable_up_down_counter(f"{prefix}.updown", [counts])
         meter.create_observable_gauge(f"{prefix}.level", [level])
         meter.create_observable_gauge(f"{prefix}.broken", [broken])
-    starts: dict[tuple[str, str], set[int]] = {}
+    starts: dict[tuple[str, object], set[int | None]] = {}
     for tick in range(3):
         state["tick"] = tick
         got: dict[str, dict[str, set[tuple[object, ...]]]] = {"sdk": {}, "ours": {}}
-        for metric, point in iter_points(pipe.tick().data):
+        for metric, point in number_points(pipe.tick().data):
             prefix, _, name = metric.name.partition(".")
             if prefix not in got:
                 continue
             assert name != "broken"
-            got[prefix].setdefault(name, set()).add((tuple(sorted(point.attributes.items())), point.value))  # type: ignore[attr-defined]
+            assert point.attributes is not None
+            got[prefix].setdefault(name, set()).add((tuple(sorted(point.attributes.items())), point.value))
             if prefix == "ours":
                 if name == "level":
-                    assert point.start_time_unix_nano is None  # type: ignore[attr-defined]
+                    assert point.start_time_unix_nano is None
                 else:
-                    key = (name, point.attributes["k"])  # type: ignore[attr-defined]
-                    starts.setdefault(key, set()).add(point.start_time_unix_nano)  # type: ignore[attr-defined]
+                    key = (name, point.attributes["k"])
+                    starts.setdefault(key, set()).add(point.start_time_unix_nano)
         assert got["ours"] == got["sdk"]
         assert set(got["ours"]) == {"count", "updown", "level"}
     pipe.close(1.0)
@@ -268,7 +269,7 @@ def test_a_generator_callback_stays_with_the_sdk(make_settings: Callable[..., Se
             yield [Observation(n, {"k": "g"})]
 
     pipe.meter("test").create_observable_counter("test.gen", [gen()])  # type: ignore[list-item]
-    values = [p.value for _ in range(2) for m, p in iter_points(pipe.tick().data) if m.name == "test.gen"]  # type: ignore[attr-defined]
+    values = [p.value for _ in range(2) for m, p in number_points(pipe.tick().data) if m.name == "test.gen"]
     pipe.close(1.0)
     assert len(values) == 2
     assert values[1] == values[0] + 1  # the SDK primes it once at creation, then sends per tick

@@ -106,7 +106,7 @@ def test_the_page_shows_live_charts_the_alert_raised_and_its_history(
         wait_for(
             lambda: "load_average" in browser.find_element("id", "anomalies").text,
             "the anomaly listed",
-            timeout=75.0,
+            timeout=45.0,
         )
 
         agent.fire("cpu.saturated", Severity.CRITICAL, cpu="1")
