@@ -11,6 +11,8 @@ from pathlib import Path
 
 from otel_sysops.plugin import CollectorContext
 
+from ._linux.oneline import parse_int
+
 _log = logging.getLogger(__name__)
 
 
@@ -43,3 +45,23 @@ class OptionalFiles:
         if path not in self._logged:
             self._logged.add(path)
             _log.log(level, "%s: %s %s; the figures from it are skipped", self._ctx.name, path, why)
+
+
+def read_attribute(path: Path) -> str | None:
+    """Return a sysfs attribute's text, or None when it is absent or unreadable (normal in sysfs:
+    no such hardware, or EINVAL while a device is down); neither counted nor logged."""
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def read_int_attribute(ctx: CollectorContext, path: Path) -> int | None:
+    """Return a one-value sysfs attribute as an integer; None when absent, counted when malformed."""
+    text = read_attribute(path)
+    if text is None:
+        return None
+    value = parse_int(text)
+    if value is None:
+        ctx.count_error("malformed_line")
+    return value

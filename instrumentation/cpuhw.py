@@ -22,7 +22,7 @@ from opentelemetry.semconv._incubating.attributes.cpu_attributes import CPU_LOGI
 from otel_sysops.churn import ChurningMeter
 from otel_sysops.plugin import Collector, CollectorContext
 
-from ._linux.oneline import parse_int
+from ._optional import read_attribute, read_int_attribute
 from ._source import require_readable
 
 _CPU = re.compile(r"^cpu(\d+)$")
@@ -60,13 +60,6 @@ class CpuHwSnapshot:
     vulnerabilities: dict[str, str] = field(default_factory=dict)
 
 
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-
-
 class CpuHwCollector(Collector[CpuHwSnapshot]):
     """`sysops.cpu.frequency.limit`, `.governor`, `.throttles`, `.package.throttles`, `.vulnerability`."""
 
@@ -78,13 +71,7 @@ class CpuHwCollector(Collector[CpuHwSnapshot]):
         self._vulns_at: float | None = None
 
     def _int(self, path: Path) -> int | None:
-        text = _read(path)
-        if text is None:
-            return None
-        value = parse_int(text)
-        if value is None:
-            self.ctx.count_error("malformed_line")
-        return value
+        return read_int_attribute(self.ctx, path)
 
     def sample(self, now: float) -> CpuHwSnapshot:
         snap = CpuHwSnapshot()
@@ -101,7 +88,7 @@ class CpuHwCollector(Collector[CpuHwSnapshot]):
                 khz = self._int(freq / fname)
                 if khz is not None:
                     snap.limits.setdefault(cpu, {})[kind] = khz * 1e3
-            governor = _read(freq / "scaling_governor")
+            governor = read_attribute(freq / "scaling_governor")
             if governor is not None and governor.strip():
                 snap.governors[cpu] = governor.strip()
             throttle = base / "thermal_throttle"
@@ -125,7 +112,7 @@ class CpuHwCollector(Collector[CpuHwSnapshot]):
         except OSError:
             return out
         for name in names:
-            text = _read(vdir / name)
+            text = read_attribute(vdir / name)
             if text is not None:
                 out[name] = vulnerability_state(text)
         return out

@@ -15,7 +15,6 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.semconv._incubating.attributes.hw_attributes import HW_ID, HW_TYPE
@@ -28,6 +27,7 @@ from otel_sysops.churn import ChurningMeter
 from otel_sysops.plugin import Collector, CollectorContext
 
 from ._linux.netclass import Interface, read_interface
+from ._optional import read_attribute
 from ._source import require_readable
 from .network import interface_selected
 
@@ -53,13 +53,6 @@ class NetClassSnapshot:
     flaps: dict[str, int] = field(default_factory=dict)
     # Physical adapters (a `device` link) and bonds that are administratively up -> link up
     links: dict[str, bool] = field(default_factory=dict)
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:  # absent, or EINVAL while the interface is down
-        return None
 
 
 class NetClassCollector(Collector[NetClassSnapshot]):
@@ -88,13 +81,13 @@ class NetClassCollector(Collector[NetClassSnapshot]):
         for name in names:
             if not interface_selected(name, self._include, self._exclude):
                 continue
-            iface = read_interface(self._dir / name, _read)
+            iface = read_interface(self._dir / name, read_attribute)
             if not iface.ints and not iface.texts:
                 continue  # gone between listing and reading
             self.ctx.count_error("malformed_line", iface.malformed)
             snap.interfaces[name] = iface
             path = self._dir / name
-            flags = _read(path / "flags")
+            flags = read_attribute(path / "flags")
             try:
                 admin_up = flags is not None and bool(int(flags.strip(), 16) & IFF_UP)
             except ValueError:

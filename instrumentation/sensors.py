@@ -34,7 +34,7 @@ from otel_sysops.churn import ChurningMeter
 from otel_sysops.errors import CollectorUnavailableError
 from otel_sysops.plugin import Collector, CollectorContext
 
-from ._linux.oneline import parse_int
+from ._optional import read_attribute, read_int_attribute
 
 # hwmon kind -> (hw.type, scale from the file's unit to the metric's)
 HWMON_KINDS = {
@@ -71,10 +71,8 @@ class SensorsSnapshot:
 
 
 def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace").strip()
-    except OSError:
-        return None
+    text = read_attribute(path)
+    return None if text is None else text.strip()
 
 
 def _numbered(path: Path, prefix: str) -> list[tuple[int, Path]]:
@@ -109,13 +107,7 @@ class SensorsCollector(Collector[SensorsSnapshot]):
             )
 
     def _number(self, path: Path) -> int | None:
-        text = _read(path)
-        if text is None:
-            return None
-        value = parse_int(text)
-        if value is None:
-            self.ctx.count_error("malformed_line")
-        return value
+        return read_int_attribute(self.ctx, path)
 
     def sample(self, now: float) -> SensorsSnapshot:
         snap = SensorsSnapshot()
