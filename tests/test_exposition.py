@@ -96,6 +96,15 @@ def sample_names(text: str) -> set[str]:
     return set(re.findall(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)[{ ]", text, re.MULTILINE)) - {"target_info"}
 
 
+def _has_metric(data: MetricsData, name: str) -> bool:
+    return any(
+        m.name == name and list(m.data.data_points)
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+    )
+
+
 @pytest.fixture(scope="module")
 def host() -> tuple[MetricsData, PrometheusSink]:
     # Every installed collector and analyzer; settings from no file and no environment.
@@ -104,8 +113,13 @@ def host() -> tuple[MetricsData, PrometheusSink]:
     pipe.add_sink(sink)
     try:
         pipe.tick()
-        time.sleep(0.2)  # rates and utilizations need two samples
-        data = pipe.tick().data
+        # Rates and utilizations need two samples with the CPU counters moved between them: tick
+        # until the second-sample figures are there (waits on that state, not on a fixed time).
+        deadline = time.monotonic() + 30
+        while True:
+            data = pipe.tick().data
+            if _has_metric(data, "system.cpu.utilization") or time.monotonic() > deadline:
+                break
     finally:
         pipe.close(1.0)
     return data, sink
