@@ -103,8 +103,10 @@ def classify(exc: BaseException, servers: list[str], tls: bool = False) -> NatsE
     if isinstance(exc, ConfigError):
         return NatsError("config", str(exc))
     hint = ""
-    if tls and ("connection lost" in lowered or "eof" in lowered):
-        # TLS 1.3 servers drop the connection after the handshake when they refuse the client's certificate.
+    dropped = ("connection lost", "eof", "reset by peer")
+    if tls and (isinstance(exc, ConnectionResetError) or any(w in lowered for w in dropped)):
+        # TLS 1.3 servers drop the connection after the handshake when they refuse the client's
+        # certificate: the client sees an EOF, or a reset when the close beats its next read.
         hint = "; with TLS this is often a refused client certificate: check nats.tls_cert / tls_key"
     return NatsError("unreachable", f"cannot reach NATS at {where} ({text}){hint}")
 

@@ -20,6 +20,7 @@ from cryptography.x509.oid import NameOID
 
 from otel_sysops.agent import Agent
 from otel_sysops.bridge import NatsBridge
+from otel_sysops.bridge._connect import classify
 from otel_sysops.errors import ConfigError
 from otel_sysops.settings import Settings
 from tests.bridge.conftest import NatsServer, nats_server_binary
@@ -270,3 +271,11 @@ def test_nkey_auth(
         agent = _agent(make_settings, url=server.url, nkey_seed=seed.decode())
     bridge = NatsBridge(agent.settings.nats, "secure-1", agent)
     _beats(server.url, bridge, nkeys_seed_str=seed.decode())
+
+
+def test_a_dropped_tls_connection_points_at_the_client_certificate() -> None:
+    # The refusal of a client certificate reaches the client as an EOF or, when the server's close
+    # beats the client's next read, as a reset: both name the settings to check.
+    for exc in (ConnectionResetError(104, "Connection reset by peer"), EOFError("unexpected EOF")):
+        assert "tls_cert" in str(classify(exc, ["tls://n:4222"], tls=True))
+        assert "tls_cert" not in str(classify(exc, ["nats://n:4222"], tls=False))
