@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +56,23 @@ def make_settings(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Settings]:
         return load_settings(None, overrides, environ={})
 
     return build
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logging() -> Iterator[None]:
+    """Undo a command's `setup_logging` run in-process.
+
+    Its handler holds this test's captured stderr, closed once the test ends: a later record (from a
+    thread another test left shutting down) would fail with "I/O operation on closed file". pytest's
+    own per-phase capture handlers come and go by themselves and are left alone.
+    """
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if type(handler) is logging.StreamHandler and handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers and type(handler).__name__ != "LogCaptureHandler":
+            root.addHandler(handler)
+    root.setLevel(level)

@@ -95,6 +95,40 @@ def test_a_full_buffer_drops_the_oldest_and_counts_it() -> None:
     assert sink.dropped >= 6
 
 
+class BlackHoleExporter:
+    """An endpoint that never answers: each export waits out its timeout, then fails."""
+
+    def __init__(self) -> None:
+        self.timeouts: list[float] = []
+        self.never = threading.Event()
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: object
+    ) -> MetricExportResult:
+        self.timeouts.append(timeout_millis)
+        self.never.wait(timeout_millis / 1000)
+        return MetricExportResult.FAILURE
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: object) -> None:
+        return None
+
+
+def test_close_ends_the_worker_at_its_deadline_and_counts_what_is_left() -> None:
+    exporter = BlackHoleExporter()
+    sink = OtlpSink(exporter, queue_size=500, max_attempts=1, timeout_millis=100)
+    for i in range(300):  # 30 s of exports at 0.1 s each
+        sink.consume(data(i), 0.0)
+    sink.close(0.5)
+    deadline = time.monotonic() + 10
+    while sink._thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not sink._thread.is_alive(), "the export worker outlived its shutdown deadline"
+    assert sink.pending() == 0
+    assert sink.exported == 0
+    assert sink.dropped == 300
+    assert max(exporter.timeouts) <= 100
+
+
 def test_real_exporter_against_a_dead_endpoint_never_stops_the_ticks(
     make_settings: Callable[..., Settings], monkeypatch: object
 ) -> None:

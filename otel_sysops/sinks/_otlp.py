@@ -128,17 +128,34 @@ class OtlpSink:
         with self._cond:
             return len(self._queue)
 
+    def _drop_all(self) -> None:
+        """Shutting down and out of time: what is left is lost, and counted (the lock is held)."""
+        self.dropped += len(self._queue)
+        self._queue.clear()
+        self._points = 0
+
+    def _next(self) -> tuple[MetricsData, float] | None:
+        """Wait for the oldest collection and the time its export may take (None: stop now)."""
+        with self._cond:
+            while not self._queue and not self._stopping:
+                self._cond.wait()
+            if not self._queue:
+                return None
+            timeout_millis = self._timeout_millis
+            if self._stopping:
+                left = self._deadline - time.monotonic()
+                if left <= 0:
+                    self._drop_all()
+                    return None
+                timeout_millis = min(timeout_millis, left * 1000)
+            return self._queue[0][0], timeout_millis
+
     def _run(self) -> None:
         attempts = 0
-        while True:
-            with self._cond:
-                while not self._queue and not self._stopping:
-                    self._cond.wait()
-                if not self._queue:
-                    return
-                data = self._queue[0][0]
+        while (job := self._next()) is not None:
+            data, timeout_millis = job
             try:
-                result = self._exporter.export(data, timeout_millis=self._timeout_millis)
+                result = self._exporter.export(data, timeout_millis=timeout_millis)
             except Exception as exc:  # noqa: BLE001 - an exporter bug must not kill the worker
                 _log.warning("OTLP export raised %s: %s", type(exc).__name__, exc)
                 result = MetricExportResult.FAILURE
@@ -164,10 +181,7 @@ class OtlpSink:
                         continue
                     delay = min(self._backoff * 2 ** (attempts - 1), _MAX_BACKOFF)
                     if self._stopping and time.monotonic() + delay > self._deadline:
-                        # Shutting down and out of time: what is left is lost, and counted.
-                        self.dropped += len(self._queue)
-                        self._queue.clear()
-                        self._points = 0
+                        self._drop_all()
                         return
                     self._cond.wait(delay)
                     continue
@@ -183,6 +197,9 @@ class OtlpSink:
             self._deadline = time.monotonic() + timeout
             self._cond.notify_all()
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            # An exporter that ignores its timeout: the daemon thread is left behind, not waited on.
+            _log.warning("OTLP export still running %.1fs after shutdown began; left behind", timeout)
         try:
             self._exporter.shutdown(timeout_millis=max(timeout, 0.1) * 1000)
         except Exception as exc:  # noqa: BLE001 - shutdown is best effort
