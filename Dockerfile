@@ -36,8 +36,10 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     && groupadd --system --gid 10001 sysops \
     && useradd --system --uid 10001 --gid sysops --no-create-home --shell /usr/sbin/nologin sysops \
     && install -d -o sysops -g sysops -m 0750 /var/lib/otel-sysops
-# The rollup history (SQLite) lives on a volume; the root filesystem can be read-only.
-ENV SYSOPS_STORE__SQLITE_PATH=/var/lib/otel-sysops/rollups.db
+# The rollup history (SQLite) and the followed log files' positions live on a volume; the root
+# filesystem can be read-only.
+ENV SYSOPS_STORE__SQLITE_PATH=/var/lib/otel-sysops/rollups.db \
+    SYSOPS_LOGS__STATE_DIR=/var/lib/otel-sysops/logs
 VOLUME ["/var/lib/otel-sysops"]
 USER 10001:10001
 EXPOSE 9464

@@ -220,9 +220,12 @@ def configuration_reference(model: type[BaseModel] = Settings) -> str:
         "Settings come from, highest priority first: the command line (`--interval`, `--set KEY=VALUE`), "
         "`SYSOPS_*` environment variables, the TOML file named by `--config` or `SYSOPS_CONFIG`, and the "
         "defaults below. A key `a.b` is `b = ...` under `[a]` in the file, `--set a.b=...` on the "
-        "command line and `SYSOPS_A__B` in the environment. Lists and tables given in the environment "
-        "are JSON (`SYSOPS_INSTRUMENTATION__DISABLED='[\"gpu\"]'`). Unknown keys and unknown `SYSOPS_*` "
-        "variables are errors (exit code 2), so a typo is never ignored. `otel-sysops config show` "
+        "command line and `SYSOPS_A__B` in the environment. A list of strings given in the environment "
+        "or with `--set` is a plain comma list or JSON (`SYSOPS_INSTRUMENTATION__DISABLED=gpu,cgroup` or "
+        '`\'["gpu", "cgroup"]\'`); other lists and tables are JSON. Unknown keys, unknown `SYSOPS_*` '
+        "variables, JSON that does not parse, a file that is not UTF-8 or nests too deeply, and a "
+        "`procfs` without `stat` or a `sysfs` without `devices` (a mistyped mount) are errors: one line "
+        "naming the key and exit code 2, so a typo is never ignored. `otel-sysops config show` "
         "prints the effective settings; `otel-sysops config check` validates them.\n",
         "The standard OpenTelemetry variables keep their meaning: `OTEL_EXPORTER_OTLP_ENDPOINT` (turns "
         "OTLP export on), `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_EXPORTER_OTLP_HEADERS`, "

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from otel_sysops._private import private_dir, private_file, write_private
 from otel_sysops.bridge._outbox import Outbox
 from otel_sysops.store._sqlite import RollupDatabase
 
@@ -65,6 +64,9 @@ def test_sqlite_rollups_and_their_wal_are_private(tmp_path: Path, umask: int) ->
 
 
 def test_helpers_narrow_what_exists_and_write_atomically(tmp_path: Path, umask: int) -> None:
+    # Imported here: the tests above exercise the state files through their owners only.
+    from otel_sysops._private import private_dir, private_file, write_private
+
     loose = tmp_path / "loose"
     loose.write_text("x")
     os.chmod(loose, 0o644)

@@ -8,6 +8,7 @@ import logging
 import os
 import stat
 import subprocess
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -287,12 +288,50 @@ class Follower(Protocol):
         """Close the file."""
 
 
+class _NotOpen:
+    """The follower of a file whose opening is still stuck (a hung filesystem at start)."""
+
+    behind = False
+    position = 0
+
+    def poll(self) -> list[str]:
+        return []
+
+    def snapshot(self) -> Position | None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class _Opening:
+    """A `FileFollower` being made (it opens and stats the file) on a daemon thread of its own."""
+
+    def __init__(self, make: Callable[[], FileFollower], name: str) -> None:
+        self.follower: FileFollower | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self.since = time.monotonic()
+        self.make, self.name = make, name
+        threading.Thread(target=self._run, name=name, daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self.follower = self.make()
+        except BaseException as exc:  # noqa: BLE001 - raised where the follower is taken
+            self.error = exc
+        finally:
+            self.done.set()
+
+
 class FileSource:
     """A syslog-style file followed across rotations: from its end, or from where the previous run
     stopped when a state directory keeps positions.
 
-    Reads run on a daemon thread of the source's own: a read stuck on a hung filesystem is left
-    behind at shutdown after `STUCK_DEADLINE` seconds, with one line naming the file.
+    The file is opened and read on daemon threads of the source's own. An open still stuck after
+    `STUCK_DEADLINE` seconds (a hung filesystem at start) lets the agent start without the file,
+    which is followed once the open returns; a read stuck on a hung filesystem is left behind at
+    shutdown after `STUCK_DEADLINE` seconds, with one line naming the file.
     """
 
     kind = "file"
@@ -312,7 +351,23 @@ class FileSource:
         self.poll_interval = poll_interval
         self.positions = PositionFile(state_dir, path) if state_dir is not None else None
         resume = self.positions.load() if self.positions is not None else None
-        self.follower: Follower = follower or FileFollower(path, max_line=analyzer.max_line, resume=resume)
+        self._opening: _Opening | None = None
+        if follower is None:
+            make = functools.partial(FileFollower, path, max_line=analyzer.max_line, resume=resume)
+            opening = _Opening(make, f"log open {path}")
+            if opening.done.wait(STUCK_DEADLINE):
+                if opening.error is not None:
+                    raise opening.error
+                follower = opening.follower
+            else:
+                _log.warning(
+                    "log file %s: opening it has been stuck for %.1fs (hung filesystem?); "
+                    "starting without it, it is followed once the open returns",
+                    path,
+                    STUCK_DEADLINE,
+                )
+                self._opening = opening
+        self.follower: Follower = follower if follower is not None else _NotOpen()
         self.worker = DaemonWorker(f"log file {path}")
         self._waiting_logged = False
         self._position: Position | None = None
@@ -320,12 +375,24 @@ class FileSource:
 
     async def run(self) -> None:
         try:
+            if self._opening is not None:
+                while not self._opening.done.is_set():
+                    await anyio.sleep(self.poll_interval)
+                opening, self._opening = self._opening, None
+                if opening.error is not None:
+                    self._opening = _Opening(opening.make, opening.name)  # again when restarted
+                    raise opening.error
+                assert opening.follower is not None
+                self.follower = opening.follower
             while True:
                 await self.worker.call(self._poll)
                 # A backlog is read budget by budget without pausing (yielding to the loop between).
                 await anyio.sleep(0 if self.follower.behind else self.poll_interval)
         finally:
-            stuck = await self.worker.settle(STUCK_DEADLINE)
+            if self._opening is not None and not self._opening.done.is_set():
+                stuck: float | None = time.monotonic() - self._opening.since
+            else:
+                stuck = await self.worker.settle(STUCK_DEADLINE)
             if stuck is not None:
                 # The thread stays blocked in the kernel; it is a daemon, so the process still exits.
                 _log.warning(

@@ -533,6 +533,20 @@ def test_the_active_set_is_bounded_and_what_is_dropped_is_counted() -> None:
     assert manager.counts_snapshot()["dropped"] == 7
 
 
+def test_by_default_at_most_10000_alerts_fire_at_once_and_the_rest_are_counted() -> None:
+    # The documented default bound (no policy argument): a storm of distinct findings does not grow
+    # the manager's state without limit; what is refused is counted as outcome "dropped".
+    clock = Clock()
+    manager = AlertManager(
+        "web-1", ManagerPolicy(DEFAULT_DEDUP, delivery=DeliveryPolicy(group_window=0.0)), clock
+    )
+    manager.add_channel(Recorder())
+    for i in range(10_025):
+        manager.submit(finding(Severity.WARNING, rule=f"r{i}"))
+    assert len(manager.active_alerts()) == 10_000
+    assert manager.counts["dropped"] == 25
+
+
 def test_run_time_silences_are_bounded_and_a_refusal_says_why() -> None:
     clock = Clock()
     manager = make_manager(clock)

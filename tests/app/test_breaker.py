@@ -1,7 +1,8 @@
 """A collector that fails every tick: its circuit opens after 5 failures, it is retried after the
 pause, and the agent's health (healthy / degraded / critical) shows in /readyz and self-telemetry.
 
-Time is a fake clock handed to the breakers; nothing sleeps.
+Time is a fake clock handed to the breakers (the first test: the default clock, well inside the
+60 s pause); nothing sleeps.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import pytest
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from otel_sysops.agent import Agent
-from otel_sysops.breaker import CollectorBreakers, judge_health
 from otel_sysops.churn import ChurningMeter
 from otel_sysops.pipeline import Pipeline
 from otel_sysops.plugin import Collector, CollectorContext
@@ -62,6 +62,8 @@ class WorkingCollector(BrokenCollector):
 
 
 def _pipeline(settings: Settings, clock: FakeClock) -> tuple[Pipeline, BrokenCollector]:
+    from otel_sysops.breaker import CollectorBreakers
+
     pipe = Pipeline(settings, load=False)
     pipe.breakers = CollectorBreakers(
         settings.health.failures_to_open, settings.health.retry_after, clock=clock
@@ -157,7 +159,39 @@ def _health_points(pipe: Pipeline) -> dict[str, float]:
     }
 
 
+def test_with_default_settings_a_collector_failing_every_tick_is_paused_and_readyz_says_why(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The agent as configured by default, its one collector failing every tick: after 5 failures it
+    is no longer sampled every tick (the 60 s pause: ten in-process ticks take far less), and the
+    agent reports critical in /readyz (503) and in its own telemetry instead of looking healthy."""
+    settings = make_settings(
+        prometheus={"enabled": False, "port": 0},
+        instrumentation={"enabled": ["no-such-collector"]},
+        analyzers={"enabled": False},
+    )
+    agent = Agent(settings)
+    broken = BrokenCollector(CollectorContext("broken", settings))
+    agent.pipeline.add_collector("broken", broken)
+    agent._start_http()
+    assert agent.bound is not None
+    host, port = agent.bound
+    try:
+        for _ in range(10):
+            agent.pipeline.tick()
+        assert broken.attempts == 5  # not retried on every tick forever
+        status, body = _get(f"http://{host}:{port}/readyz")
+        assert (status, "critical" in body, "broken" in body) == (503, True, True), body
+        assert _health_points(agent.pipeline)["critical"] == 1
+    finally:
+        assert agent.http is not None
+        agent.http.close(2.0)
+        agent.pipeline.close(2.0)
+
+
 def test_agent_health_in_readyz_and_self_telemetry(make_settings: Callable[..., Settings]) -> None:
+    from otel_sysops.breaker import CollectorBreakers
+
     settings = make_settings(
         prometheus={"enabled": False, "port": 0},
         instrumentation={"enabled": ["no-such-collector"]},
@@ -228,5 +262,7 @@ def test_agent_health_in_readyz_and_self_telemetry(make_settings: Callable[..., 
     [({}, "healthy"), ({"a": "x"}, "degraded"), ({"a": "x", "b": "y"}, "critical")],
 )
 def test_judge_health(failed: dict[str, str], state: str) -> None:
+    from otel_sysops.breaker import judge_health
+
     assert judge_health(["a", "b"], failed).state == state
     assert judge_health([], {}).state == "critical"

@@ -12,7 +12,15 @@ import nats
 import pytest
 
 from otel_sysops.agent import Agent
-from otel_sysops.alerts import AlertManager, Finding, Notification, Severity
+from otel_sysops.alerts import (
+    DEFAULT_DEDUP,
+    AlertManager,
+    DeliveryPolicy,
+    Finding,
+    ManagerPolicy,
+    Notification,
+    Severity,
+)
 from otel_sysops.app import alert_service, nats_service
 from otel_sysops.bridge import NatsBridge
 from otel_sysops.settings import Settings
@@ -164,3 +172,75 @@ def test_an_alert_storm_reaches_nats_whole_and_a_held_back_count_is_published(
     assert summary["severity"] == "critical"
     assert summary["value"] == 5
     assert summary["message"] == "5 alert(s) held back (3 critical, 2 warning)"
+
+
+class _Clock:
+    """The manager's clock, moved by hand: 25 alerts 1.5 s apart take no real time."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _Chat:
+    """A chat channel beside NATS (rate-limited, as Slack or Telegram are): keeps what it is sent."""
+
+    name = "chat"
+    min_severity = Severity.INFO
+    matchers: dict[str, str] = {}
+
+    def __init__(self) -> None:
+        self.sent: list[Notification] = []
+
+    async def send(self, notification: Notification) -> None:
+        self.sent.append(notification)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_25_alerts_1_5_s_apart_all_reach_nats_while_the_chat_channel_is_rate_limited(
+    nats_server: NatsServer, make_settings: Callable[..., Settings]
+) -> None:
+    """25 distinct OOM alerts 1.5 s apart with the default rate limit (10, then 1 a minute) and NATS
+    healthy: the chat channel is limited, the bridge's channel publishes every one of them."""
+    settings = make_settings(hostname="node-7", nats={"url": nats_server.url, **FAST})
+    bridge = NatsBridge(settings.nats, "node-7")
+    clock = _Clock()
+    manager = AlertManager(
+        "node-7", ManagerPolicy(DEFAULT_DEDUP, delivery=DeliveryPolicy(group_window=0.0, backoff=0.0)), clock
+    )
+    chat = _Chat()
+    manager.add_channel(chat)
+    manager.add_channel(bridge.channel)
+    got: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        nc = await nats.connect(nats_server.url)
+        inbox = Inbox()
+        await nc.subscribe("sysops.node-7.alerts", cb=inbox.cb)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(bridge.run)
+            await wait_until(lambda: bridge.connected)
+            for i in range(25):
+                manager.submit(finding(f"log.oom_kill.victim{i}", Severity.CRITICAL))
+                manager.reevaluate()
+                for runner in manager.runners:
+                    await runner.pump()
+                clock.now += 1.5
+            # Wait on what arrives (a generous bound): all 25, or fewer when some were held back.
+            with anyio.move_on_after(30):
+                while len(inbox.messages) < 25:
+                    await anyio.sleep(0.02)
+            tg.cancel_scope.cancel()
+        got.extend(json.loads(m.data) for m in inbox.messages)
+        await nc.close()
+
+    run(main)
+    assert sorted(a["rule"] for a in got) == sorted(f"log.oom_kill.victim{i}" for i in range(25)), (
+        f"{len(got)} of 25 alerts reached sysops.node-7.alerts"
+    )
+    chat_listed = sum(len(n.alerts) for n in chat.sent)
+    assert 10 <= chat_listed < 25  # the chat channel's own bucket still applies to it

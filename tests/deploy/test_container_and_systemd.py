@@ -72,6 +72,26 @@ def test_image_has_a_healthcheck_on_healthz_and_the_agent_as_entrypoint() -> Non
     assert "EXPOSE 9464" in runtime
 
 
+def test_the_image_keeps_its_state_on_the_volume(tmp_path: Path) -> None:
+    # The rollups and the followed log files' positions go to the declared volume (the root file
+    # system may be read-only), and the image's ENV loads through the real settings code.
+    _, runtime = _stages()[-1]
+    env: dict[str, str] = {}
+    for instruction in runtime:
+        if instruction.upper().startswith("ENV "):
+            for item in instruction.split()[1:]:
+                key, _, value = item.partition("=")
+                env[key] = value
+    assert 'VOLUME ["/var/lib/otel-sysops"]' in runtime
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    settings = load_settings(config, None, environ={k: v for k, v in env.items() if k.startswith("SYSOPS_")})
+    assert settings.store.sqlite_path is not None
+    assert settings.store.sqlite_path.parent == Path("/var/lib/otel-sysops")
+    assert settings.logs.state_dir is not None
+    assert settings.logs.state_dir.parent == Path("/var/lib/otel-sysops")
+
+
 def test_dockerignore_keeps_the_context_to_the_package() -> None:
     lines = [ln for ln in (ROOT / ".dockerignore").read_text().splitlines() if ln and not ln.startswith("#")]
     assert lines[0] == "*"
@@ -160,6 +180,7 @@ def test_the_agent_accepts_the_units_environment(tmp_path: Path) -> None:
     env["SYSOPS_CONFIG"] = str(config)
     settings = load_settings(None, None, environ=env)
     assert settings.store.sqlite_path == Path(env["SYSOPS_STORE__SQLITE_PATH"])
+    assert settings.logs.state_dir == Path("/var/lib/otel-sysops/logs")  # followed files resume
 
 
 def _build_stage_copies() -> list[tuple[str, str]]:

@@ -242,6 +242,9 @@ def test_the_agent_accepts_the_pods_settings_and_binds_to_the_node_ip(tmp_path: 
     state = next(m for m in _container()["volumeMounts"] if m["name"] == "state")
     assert settings.store.sqlite_path is not None
     assert settings.store.sqlite_path.parent == Path(state["mountPath"])
+    # So do the followed files' positions: a restarted container reads what was written meanwhile.
+    assert settings.logs.state_dir is not None
+    assert settings.logs.state_dir.parent == Path(state["mountPath"])
     resource = build_resource(settings, environ=env, instance_id="x").attributes
     assert resource["k8s.node.name"] == "node-a"
     assert resource["k8s.pod.name"] == "otel-sysops-x1"

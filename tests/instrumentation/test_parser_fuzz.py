@@ -24,7 +24,6 @@ from instrumentation._linux import (
     stat,
     swaps,
 )
-from instrumentation._linux._numbers import ascii_int
 from tests.numbers import TRICKY_NUMBERS, tokens
 
 WORDS = (
@@ -118,6 +117,9 @@ def test_single_value_and_uid_files_refuse_what_is_no_ascii_counter(number: str)
 
 @given(st.text())
 def test_ascii_int_accepts_exactly_short_ascii_decimals(text: str) -> None:
+    # Imported here: the parsers' tests above need no helper of theirs.
+    from instrumentation._linux._numbers import ascii_int
+
     value = ascii_int(text)
     if text and len(text) <= 20 and all("0" <= c <= "9" for c in text):
         assert value == int(text)

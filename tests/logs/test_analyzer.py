@@ -107,6 +107,19 @@ def test_the_firing_set_is_bounded_and_the_quietest_is_resolved_and_counted() ->
     assert analyzer.stats.errors[("analyzer", "firing_overflow")] == 2
 
 
+def test_past_the_default_bound_the_quietest_log_alert_is_resolved_not_forgotten() -> None:
+    # With the default bound: a log alert pushed out of the firing set is sent as resolved, so the
+    # alert manager (and every channel) does not keep it firing forever.
+    from otel_sysops.logs._analyzer import MAX_FIRING
+
+    analyzer, sink, _ = _analyzer()
+    analyzer.feed("kmsg", [OOM.format(pid=i, name=f"prog{i}") for i in range(MAX_FIRING + 2)])
+    assert len(analyzer.firing()) == MAX_FIRING
+    resolved = [f for f in sink.findings if f.severity is None]
+    assert [f.attributes["process.executable.name"] for f in resolved] == ["prog0", "prog1"]
+    assert {f.fingerprint for f in resolved} == {f.fingerprint for f in sink.findings[:2]}
+
+
 def test_link_up_clears_link_down_only_when_it_was_firing() -> None:
     analyzer, sink, _ = _analyzer()
     analyzer.feed("kmsg", ["igb 0000:03:00.0 eno1: NIC Link is Up 1000 Mbps"])
