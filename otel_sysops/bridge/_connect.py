@@ -103,10 +103,12 @@ def classify(exc: BaseException, servers: list[str], tls: bool = False) -> NatsE
     if isinstance(exc, ConfigError):
         return NatsError("config", str(exc))
     hint = ""
-    dropped = ("connection lost", "eof", "reset by peer")
-    if tls and (isinstance(exc, ConnectionResetError) or any(w in lowered for w in dropped)):
+    dropped = ("connection lost", "eof", "reset by peer", "broken pipe")
+    cut = isinstance(exc, ConnectionResetError | BrokenPipeError) or any(w in lowered for w in dropped)
+    if tls and cut:
         # TLS 1.3 servers drop the connection after the handshake when they refuse the client's
-        # certificate: the client sees an EOF, or a reset when the close beats its next read.
+        # certificate: the client sees an EOF, or a reset or broken pipe when the close beats its
+        # next read or write.
         hint = "; with TLS this is often a refused client certificate: check nats.tls_cert / tls_key"
     return NatsError("unreachable", f"cannot reach NATS at {where} ({text}){hint}")
 

@@ -276,6 +276,7 @@ def test_nkey_auth(
 def test_a_dropped_tls_connection_points_at_the_client_certificate() -> None:
     # The refusal of a client certificate reaches the client as an EOF or, when the server's close
     # beats the client's next read, as a reset: both name the settings to check.
-    for exc in (ConnectionResetError(104, "Connection reset by peer"), EOFError("unexpected EOF")):
+    dropped = (ConnectionResetError(104, "Connection reset by peer"), BrokenPipeError(32, "Broken pipe"))
+    for exc in (*dropped, EOFError("unexpected EOF")):
         assert "tls_cert" in str(classify(exc, ["tls://n:4222"], tls=True))
         assert "tls_cert" not in str(classify(exc, ["nats://n:4222"], tls=False))
