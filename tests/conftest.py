@@ -6,6 +6,10 @@ import logging
 import os
 import shutil
 import socket
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -76,3 +80,62 @@ def _restore_root_logging() -> Iterator[None]:
         if handler not in root.handlers and type(handler).__name__ != "LogCaptureHandler":
             root.addHandler(handler)
     root.setLevel(level)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without SYSOPS_* and OTEL_* variables, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SYSOPS_", "OTEL_"))}
+    env.update(extra)
+    return env
+
+
+class Command:
+    """`python -m otel_sysops <args>` in a subprocess, its stderr lines collected by a thread."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "otel_sysops", *args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        self.lines.extend(self.process.stderr)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, condition: Callable[[], object], what: str, timeout: float = 60) -> None:
+        """Poll until `condition()` is true while the command runs; fail naming `what` after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert self.process.poll() is None, self.text
+            assert time.monotonic() < deadline, f"{what}:\n{self.text}"
+            time.sleep(0.02)
+
+    def wait_for_line(self, text: str, timeout: float = 60) -> None:
+        """Wait until a stderr line holds `text`."""
+        self.wait_for(
+            lambda: any(text in line for line in list(self.lines)), f"{text!r} never printed", timeout
+        )
+
+    def stop(self) -> None:
+        """SIGTERM and wait 30 s (past that: killed, and the TimeoutExpired raised); join the reader."""
+        try:
+            if self.process.poll() is None:
+                self.process.terminate()
+                try:
+                    self.process.wait(30)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait()
+                    raise
+        finally:
+            self._reader.join(10)

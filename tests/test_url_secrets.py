@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import Command, clean_env, free_port
 
 SECRET = "hunter2-pw"
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SYSOPS_", "OTEL_"))}
-    env.update(extra)
-    return env
 
 
 def _sysops(args: list[str], **extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "otel_sysops", *args],
-        env=_env(**extra),
+        env=clean_env(**extra),
         capture_output=True,
         text=True,
         timeout=60,
@@ -74,9 +65,9 @@ def test_an_error_line_masks_the_password() -> None:
 @pytest.mark.parametrize("fmt", ["text", "json"])
 def test_the_log_masks_the_password(fmt: str) -> None:
     """The agent logs its NATS server when it cannot reach it (a closed port here)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "otel_sysops", "run"],
-        env=_env(
+    agent = Command(
+        ["run"],
+        clean_env(
             SYSOPS_NATS__URL=f"nats://ops:{SECRET}@127.0.0.1:{free_port()}",
             SYSOPS_NATS__RECONNECT_WAIT="0.1",
             SYSOPS_NATS__CONNECT_TIMEOUT="1",
@@ -84,28 +75,11 @@ def test_the_log_masks_the_password(fmt: str) -> None:
             SYSOPS_LOG__FORMAT=fmt,
             SYSOPS_INTERVAL="0.5",
         ),
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
     )
-    lines: list[str] = []
-
-    def read() -> None:
-        assert proc.stderr is not None
-        lines.extend(proc.stderr)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
     try:
-        deadline = time.monotonic() + 60
-        while not any("cannot reach NATS" in line for line in list(lines)):
-            assert proc.poll() is None, "".join(lines)
-            assert time.monotonic() < deadline, "".join(lines)
-            time.sleep(0.05)
+        agent.wait_for_line("cannot reach NATS")
     finally:
-        proc.terminate()
-        proc.wait(30)
-        reader.join(10)
-    text = "".join(lines)
+        agent.stop()
+    text = agent.text
     assert "ops:***@127.0.0.1" in text
     assert SECRET not in text

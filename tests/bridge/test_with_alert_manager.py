@@ -24,6 +24,7 @@ from otel_sysops.alerts import (
 from otel_sysops.app import alert_service, nats_service
 from otel_sysops.bridge import NatsBridge
 from otel_sysops.settings import Settings
+from tests.alerts.test_manager import Clock, Recorder
 from tests.bridge.conftest import NatsServer
 from tests.bridge.support import run, validate, wait_until
 from tests.bridge.test_nats import FAST, Inbox, _request
@@ -174,33 +175,6 @@ def test_an_alert_storm_reaches_nats_whole_and_a_held_back_count_is_published(
     assert summary["message"] == "5 alert(s) held back (3 critical, 2 warning)"
 
 
-class _Clock:
-    """The manager's clock, moved by hand: 25 alerts 1.5 s apart take no real time."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class _Chat:
-    """A chat channel beside NATS (rate-limited, as Slack or Telegram are): keeps what it is sent."""
-
-    name = "chat"
-    min_severity = Severity.INFO
-    matchers: dict[str, str] = {}
-
-    def __init__(self) -> None:
-        self.sent: list[Notification] = []
-
-    async def send(self, notification: Notification) -> None:
-        self.sent.append(notification)
-
-    async def aclose(self) -> None:
-        return None
-
-
 def test_25_alerts_1_5_s_apart_all_reach_nats_while_the_chat_channel_is_rate_limited(
     nats_server: NatsServer, make_settings: Callable[..., Settings]
 ) -> None:
@@ -208,11 +182,11 @@ def test_25_alerts_1_5_s_apart_all_reach_nats_while_the_chat_channel_is_rate_lim
     healthy: the chat channel is limited, the bridge's channel publishes every one of them."""
     settings = make_settings(hostname="node-7", nats={"url": nats_server.url, **FAST})
     bridge = NatsBridge(settings.nats, "node-7")
-    clock = _Clock()
+    clock = Clock()
     manager = AlertManager(
         "node-7", ManagerPolicy(DEFAULT_DEDUP, delivery=DeliveryPolicy(group_window=0.0, backoff=0.0)), clock
     )
-    chat = _Chat()
+    chat = Recorder("chat")  # a chat channel beside NATS, rate-limited as Slack or Telegram are
     manager.add_channel(chat)
     manager.add_channel(bridge.channel)
     got: list[dict[str, Any]] = []
@@ -229,7 +203,7 @@ def test_25_alerts_1_5_s_apart_all_reach_nats_while_the_chat_channel_is_rate_lim
                 manager.reevaluate()
                 for runner in manager.runners:
                     await runner.pump()
-                clock.now += 1.5
+                clock.advance(1.5)
             # Wait on what arrives (a generous bound): all 25, or fewer when some were held back.
             with anyio.move_on_after(30):
                 while len(inbox.messages) < 25:
