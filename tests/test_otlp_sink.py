@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
 from collections.abc import Callable
 
+import pytest
 from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData, ResourceMetrics
 from opentelemetry.sdk.resources import Resource
 
@@ -79,6 +81,27 @@ def test_a_batch_failing_every_attempt_is_dropped_and_counted() -> None:
     assert sink.failures() == 3
     assert sink.dropped == 1
     assert exporter.exported == [second]
+
+
+def test_an_outage_is_logged_when_it_starts_and_when_it_ends(caplog: pytest.LogCaptureFixture) -> None:
+    # Three collections fail every attempt, then the endpoint comes back.
+    exporter = GatedExporter([MetricExportResult.FAILURE] * 6)
+    exporter.gate.set()
+    sink = OtlpSink(exporter, max_attempts=2, backoff=0.01)
+    with caplog.at_level(logging.DEBUG, logger="otel_sysops.sinks._otlp"):
+        for i in range(4):
+            sink.consume(data(i), 0.0)
+        sink.close(5.0)
+    assert sink.dropped == 3
+    assert len(exporter.exported) == 1
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "otel_sysops.sinks._otlp"]
+    warnings = [m for level, m in lines if level >= logging.WARNING]
+    assert warnings == ["OTLP export failed 2 times; dropping collections until it recovers (1 so far)"]
+    assert (
+        logging.DEBUG,
+        "OTLP export failed 2 times; dropping collections until it recovers (3 so far)",
+    ) in lines
+    assert (logging.INFO, "OTLP export recovered; 3 collections were dropped while it failed") in lines
 
 
 def test_a_full_buffer_drops_the_oldest_and_counts_it() -> None:

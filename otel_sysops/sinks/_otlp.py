@@ -96,6 +96,9 @@ class OtlpSink:
         self._stopping = False
         self._deadline = float("inf")
         self._failures = 0
+        # Collections dropped since the endpoint last accepted one: the outage is reported on its
+        # first drop and on its end, not once per collection.
+        self._outage_dropped = 0
         self.dropped = 0
         self.exported = 0
         self._thread = threading.Thread(target=self._run, name="sysops-otlp", daemon=True)
@@ -167,16 +170,28 @@ class OtlpSink:
                     if self._queue and self._queue[0][0] is data:
                         self._points -= self._queue.popleft()[1]
                     recovered = not self._queue and self._backlog_peak > 2
+                    if self._outage_dropped:
+                        _log.info(
+                            "OTLP export recovered; %d collections were dropped while it failed",
+                            self._outage_dropped,
+                        )
+                        self._outage_dropped = 0
                     if not self._queue:
                         self._backlog_peak = 0
                 else:
                     self._failures += 1
                     attempts += 1
                     if attempts >= self._max_attempts:
-                        _log.warning("OTLP export failed %d times; dropping one collection", attempts)
                         if self._queue and self._queue[0][0] is data:
                             self._points -= self._queue.popleft()[1]
                             self.dropped += 1
+                            self._outage_dropped += 1
+                        log = _log.warning if self._outage_dropped == 1 else _log.debug
+                        log(
+                            "OTLP export failed %d times; dropping collections until it recovers (%d so far)",
+                            attempts,
+                            self._outage_dropped,
+                        )
                         attempts = 0
                         continue
                     delay = min(self._backoff * 2 ** (attempts - 1), _MAX_BACKOFF)

@@ -78,7 +78,11 @@ def _exchange(
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and r.name.startswith("otel_sysops")
+    ]
 
 
 def test_anonymous_connection_refuses_silence_and_reload(
