@@ -3,7 +3,8 @@ retired pages and remapped rows, thermal or power throttling, a GPU lost from th
 
 Each rule turns one metric's series matrix into a severity per series with a pure numpy function;
 the analyzer reports a finding for every firing series each tick and one cleared finding when a
-series stops firing. A series with no point this tick (NaN) keeps its previous state.
+series stops firing. A series with no point this tick (NaN) keeps its previous state; one the store no longer
+holds (a GPU taken out, a series evicted) is cleared, as by the other analyzers.
 """
 
 from __future__ import annotations
@@ -247,6 +248,16 @@ class GpuRulesAnalyzer(Analyzer):
             last = _last(sub)
             for attrs, level, value in zip(sub.attributes, levels.tolist(), last.tolist(), strict=True):
                 yield from self._transition(rule, attrs, level, value, now)
+        yield from self._vanished(matrices, now)
+
+    def _vanished(self, matrices: Mapping[str, SeriesMatrix], now: float) -> Iterator[Finding]:
+        """Clear what fired for series the store no longer holds (a GPU gone, a series evicted)."""
+        live = {(name, tuple(sorted(a.items()))) for name, m in matrices.items() for a in m.attributes}
+        for key in [k for k in self._active if (k[1], k[2]) not in live]:
+            del self._active[key]
+            rule, metric, attrs = key
+            gone = dict(attrs)
+            yield Finding(rule, metric, gone, None, f"{_gpu(gone)}: series no longer reported", timestamp=now)
 
     def _transition(
         self, rule: _Rule, attrs: dict[str, str], level: int, value: float, now: float

@@ -18,7 +18,7 @@ from analyzers.gpu_rules import (
 )
 from otel_sysops.alerts import Severity
 from otel_sysops.plugin import AnalyzerContext
-from tests.fakes.fake_nvml import FakeGpu, FakeNvml
+from tests.fakes.fake_nvml import FakeGpu, FakeNvml, default_gpus
 
 from .conftest import UUID, GpuRig
 
@@ -180,3 +180,35 @@ def test_settings_refuse_inverted_thresholds(make_settings: Callable[..., object
 
     with pytest.raises(ConfigError, match="temperature_warning"):
         make_settings(gpu={"temperature_warning": 99, "temperature_critical": 90})
+
+
+def test_a_gpu_gone_from_the_store_clears_what_it_fired(rig: Callable[..., GpuRig]) -> None:
+    gpus = default_gpus()
+    r = with_rules(rig(FakeNvml([gpus[0], gpus[2], gpus[3], gpus[1]])))  # the hot one last
+    r.pipeline.store.evict_after = 30.0
+    r.tick()
+    assert {rule for rule, gpu, _ in firing(r, 0) if gpu == HOT} == {
+        "gpu.temperature",
+        "gpu.memory",
+        "gpu.ecc.uncorrected",
+        "gpu.remapped_rows.failure",
+    }
+    del r.nvml.gpus[3]  # the hot GPU is taken out of the host
+    for _ in range(6):  # past evict_after: the store lets its series go
+        r.tick()
+    cleared = [
+        f
+        for f in r.alerts.findings
+        if not f.firing and HOT in (f.attributes.get("hw.parent"), f.attributes.get("hw.id"))
+    ]
+    assert {f.rule for f in cleared} == {
+        "gpu.temperature",
+        "gpu.memory",
+        "gpu.ecc.uncorrected",
+        "gpu.remapped_rows.failure",
+    }
+    assert all(f.message.endswith("series no longer reported") for f in cleared)
+    assert len(cleared) == 4  # once each
+    analyzer = r.pipeline.analyzers["gpu_rules"]
+    assert isinstance(analyzer, GpuRulesAnalyzer)
+    assert not [k for k in analyzer._active if HOT in str(k)]
