@@ -123,7 +123,12 @@ class Api:
         async def handler(request: Request) -> Response:
             self.requests += 1
             try:
-                principal = self._principal(request, token_in_query)
+                token = self._token(request, token_in_query)
+                if self.auth.may_fetch(token):
+                    # A key set not cached yet is fetched over HTTP: off the event loop.
+                    principal = await anyio.to_thread.run_sync(self._principal, token)
+                else:
+                    principal = self._principal(token)
                 who = principal.name if principal.via != "anonymous" else f"ip:{_client(request)}"
                 wait = self.limiter.allow(who)
                 if wait > 0:
@@ -140,7 +145,9 @@ class Api:
 
         return handler
 
-    def _principal(self, request: Request, token_in_query: bool) -> Principal:
+    @staticmethod
+    def _token(request: Request, token_in_query: bool) -> str:
+        """Return the caller's key or token ("" when none was sent)."""
         header = request.headers.get("authorization", "")
         token = ""
         if header:
@@ -151,6 +158,9 @@ class Api:
         token = token or request.headers.get("x-api-key", "")
         if not token and token_in_query:
             token = request.query_params.get("token", "")
+        return token
+
+    def _principal(self, token: str) -> Principal:
         if not token:
             anonymous = self.auth.anonymous()
             if anonymous is None:
