@@ -230,12 +230,13 @@ class Api:
     async def series(self, request: Request, _: Principal) -> Response:
         params = _params(request, ("metric", "since", "step"))
         name = request.path_params["host"]
+        from ._charts import fetch_series, metric_error
+
         metric = params.get("metric", "")
-        if not metric or len(metric) > 200 or any(c in metric for c in '{}"\n'):
-            raise ApiError(400, "metric: a metric name is required")
+        if (error := metric_error(self.hub.cfg, metric)) is not None:
+            raise ApiError(400, error)
         since = _int(params, "since", 3600, 60, 30 * 86400)
         step = _int(params, "step", max(15, since // 240), 1, 86400)
-        from ._charts import fetch_series
 
         answer = await fetch_series(self.hub.cfg, name, metric, since, step)
         return JSONResponse(answer, status_code=200 if answer.get("ok") else 502)
@@ -362,6 +363,8 @@ class Api:
     # -- the hub itself -------------------------------------------------------------------------
 
     async def status(self, request: Request, who: Principal) -> Response:
+        from ._charts import chart_metrics
+
         _params(request, ())
         hub = self.hub
         with hub.state.lock:
@@ -385,7 +388,7 @@ class Api:
                 "ui": {
                     "grafana_url_template": hub.cfg.grafana_url_template,
                     "charts": "prometheus" if hub.cfg.prometheus_url else "agent",
-                    "chart_metrics": list(hub.cfg.chart_metrics),
+                    "chart_metrics": list(chart_metrics(hub.cfg)),
                 },
             }
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 from urllib.parse import quote
@@ -11,6 +12,30 @@ import httpx
 from otel_sysops.settings import HubSettings
 
 _TIMEOUT = 5.0
+_DEFAULT_METRICS = ("system.cpu.utilization", "system.memory.utilization", "system.filesystem.utilization")
+# The same three as the agent's /metrics (and Prometheus' OTLP receiver) names them.
+_DEFAULT_PROMETHEUS = tuple(name.replace(".", "_") + "_ratio" for name in _DEFAULT_METRICS)
+# A metric name, nothing else: the name goes into a PromQL selector as it is.
+_PROMETHEUS_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]{0,199}")
+# An OpenTelemetry instrument name, as the agent's series API takes it.
+_INSTRUMENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-/]{0,254}")
+
+
+def chart_metrics(cfg: HubSettings) -> tuple[str, ...]:
+    """Return the metrics charted on the host page, named as the chart source names them."""
+    if cfg.chart_metrics is not None:
+        return cfg.chart_metrics
+    return _DEFAULT_PROMETHEUS if cfg.prometheus_url else _DEFAULT_METRICS
+
+
+def metric_error(cfg: HubSettings, metric: str) -> str | None:
+    """Return why `metric` is not a metric name the chart source takes (None: it is one)."""
+    if cfg.prometheus_url:
+        if _PROMETHEUS_NAME.fullmatch(metric) is None:
+            return "metric: a Prometheus metric name is required ([a-zA-Z_:][a-zA-Z0-9_:]*)"
+    elif _INSTRUMENT_NAME.fullmatch(metric) is None:
+        return "metric: an OpenTelemetry metric name is required"
+    return None
 
 
 async def fetch_series(cfg: HubSettings, host: str, metric: str, since: int, step: int) -> dict[str, Any]:

@@ -71,12 +71,9 @@ class HubSettings(Section):
     # A Grafana link per host, e.g. https://grafana.example.net/d/sysops-host?var-host={host}
     grafana_url_template: str | None = None
     # Charts on the host page: metric names as the chart source knows them (Prometheus names when
-    # prometheus_url is set), and the Prometheus label that carries the host name.
-    chart_metrics: tuple[str, ...] = (
-        "system.cpu.utilization",
-        "system.memory.utilization",
-        "system.filesystem.utilization",
-    )
+    # prometheus_url is set), and the Prometheus label that carries the host name. Unset: CPU,
+    # memory and filesystem utilisation, named for the source.
+    chart_metrics: tuple[str, ...] | None = None
     prometheus_host_label: str = "host_name"
 
     @model_validator(mode="before")
