@@ -56,7 +56,8 @@ def make_settings(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Settings]:
             monkeypatch.delenv(key)
 
     def build(**overrides: Any) -> Settings:
-        overrides.setdefault("prometheus", {"enabled": False})
+        # Never the default port: an agent already running on this machine holds it.
+        overrides["prometheus"] = {"enabled": False, "port": free_port(), **overrides.get("prometheus", {})}
         return load_settings(None, overrides, environ={})
 
     return build

@@ -19,6 +19,7 @@ from otel_sysops.app import alert_service
 from otel_sysops.plugin import Analyzer, AnalyzerContext
 from otel_sysops.settings import Settings, load_settings
 from tests.alerts._servers import http_receiver
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -159,10 +160,12 @@ def test_sighup_reload_moves_the_channel_and_keeps_the_active_alert(
     SwitchAnalyzer.firing = True
     with http_receiver() as first, http_receiver() as second:
         config = tmp_path / "sysops.toml"
+        port = free_port()
 
         def write(url: str) -> None:
             config.write_text(
-                f"interval = 0.1\n[prometheus]\nenabled = false\n[alerts]\ngroup_window = 0.05\n"
+                f"interval = 0.1\n[prometheus]\nenabled = false\nport = {port}\n"
+                "[alerts]\ngroup_window = 0.05\n"
                 f'[[alerts.channels]]\ntype = "webhook"\nname = "ops"\nurl = "{url}"\nallow_insecure = true\n'
             )
 

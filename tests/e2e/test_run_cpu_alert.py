@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +96,7 @@ def test_run_with_a_cpu_threshold_fires_then_resolves_on_a_webhook(tmp_path: Pat
     config.write_text(
         "interval = 0.5\n"
         f'procfs = "{host / "proc"}"\nsysfs = "{host / "sys"}"\nhost_root = "{host}"\n'
-        "[prometheus]\nenabled = false\n"
+        f"[prometheus]\nenabled = false\nport = {free_port()}\n"
         '[instrumentation]\nenabled = ["cpu"]\n'
         "[logs]\nenabled = false\n"
         "[alerts]\ngroup_window = 0.1\n"

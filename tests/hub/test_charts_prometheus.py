@@ -86,7 +86,7 @@ def prometheus(tmp_path: Path) -> Iterator[str]:
         try:
             query = 'count_over_time(system_cpu_utilization_ratio{host_name="web-1",cpu_mode="user"}[5m])'
             result = httpx.get(f"{url}/api/v1/query", params={"query": query}, timeout=5).json()
-        except httpx.HTTPError:
+        except (httpx.HTTPError, ValueError):  # not listening yet, or "Service Unavailable" while it starts
             return False
         found = result.get("data", {}).get("result", [])
         return bool(found) and float(found[0]["value"][1]) >= 3

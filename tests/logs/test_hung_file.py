@@ -70,7 +70,7 @@ SCRIPT = textwrap.dedent(
 
     overrides = {
         "interval": 0.5,
-        "prometheus": {"enabled": False},
+        "prometheus": {"enabled": False, "port": 0},  # any free port: not the one a real agent holds
         "logs": {"kmsg": False, "journal": False, "files": [str(fifo)]},
     }
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import free_port
+
 OOM = (
     "Nov 22 03:17:42 web-01 kernel: [ 4242.1] "
     "Out of memory: Killed process {pid} ({name}) total-vm:8123456kB, anon-rss:4000000kB"
@@ -91,6 +93,7 @@ def test_run_raises_oom_kill_alert_from_a_rotated_syslog_file(
     env.update(
         SYSOPS_INTERVAL="1",
         SYSOPS_PROMETHEUS__ENABLED="false",
+        SYSOPS_PROMETHEUS__PORT=str(free_port()),
         SYSOPS_LOGS__FILES=f'["{log}"]',
         SYSOPS_LOGS__KMSG="false",
         SYSOPS_LOGS__JOURNAL="false",
