@@ -12,6 +12,7 @@ from typing import Protocol
 from ._linux.sockets import (
     ALL_STATES,
     NETLINK_SOCK_DIAG,
+    TCP_HASHED,
     TCP_STATES,
     WITHOUT_TIME_WAIT,
     SocketCounts,
@@ -84,7 +85,9 @@ class NetlinkSource:
     With `sockstat` (returning the text of /proc/net/sockstat and sockstat6), less is dumped:
     TIME_WAIT sockets are taken from its `tw` count instead of one message each (on a busy host
     they are most of the sockets), and a table whose `inuse` is 0 is not dumped at all (the
-    kernel walks every hash bucket for a dump, which is most of its cost).
+    kernel walks every hash bucket for a dump, which is most of its cost). TCP dumps never ask
+    for bound-only sockets (`TCP_BOUND_INACTIVE`): like /proc/net/tcp, the counts are of sockets
+    that listen or have a connection state, and the kernel is spared a walk of its bind table.
     """
 
     name = "netlink"
@@ -126,7 +129,10 @@ class NetlinkSource:
             for transport, proto, family, _fname, line in TABLES:
                 if stat.get((line, "inuse")) == 0:
                     continue
-                states = WITHOUT_TIME_WAIT if transport == "tcp" and time_wait is not None else ALL_STATES
+                if transport != "tcp":
+                    states = ALL_STATES
+                else:
+                    states = TCP_HASHED if time_wait is None else WITHOUT_TIME_WAIT
                 self._dump(sock, family, proto, transport, states, out)
         except OSError:
             self.close()

@@ -139,7 +139,13 @@ def parse_inet_diag(data: bytes, seq: int | None = None) -> DiagBatch:
 
 
 TCP_TIME_WAIT = 6
-WITHOUT_TIME_WAIT = ALL_STATES & ~(1 << TCP_TIME_WAIT)
+# include/net/tcp_states.h: a pseudo-state asking inet_diag (Linux >= 6.5) to walk the bind
+# hash too and report sockets that are bound but neither listening nor connected (as CLOSE).
+# /proc/net/tcp and sockstat's `inuse` do not see those, and the walk costs about as much as
+# the whole rest of a dump: never asked for.
+TCP_BOUND_INACTIVE = 13
+TCP_HASHED = ALL_STATES & ~(1 << TCP_BOUND_INACTIVE)
+WITHOUT_TIME_WAIT = TCP_HASHED & ~(1 << TCP_TIME_WAIT)
 
 
 @dataclass(slots=True)

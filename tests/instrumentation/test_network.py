@@ -275,6 +275,26 @@ def test_live_netlink_and_proc_tables_agree() -> None:
     _agree(by_netlink, by_sockstat)
 
 
+def test_bound_only_sockets_are_counted_by_neither_source() -> None:
+    """A socket bound but neither listening nor connected is in no table /proc/net/tcp shows; a
+    netlink dump asking for every state (Linux >= 6.5) would report it as closed."""
+    bound = []
+    for _ in range(10):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        bound.append(s)
+    netlink = NetlinkSource()
+    try:
+        by_netlink = netlink.count()
+        by_proc = ProcNetSource(Path("/proc/net")).count()
+    finally:
+        netlink.close()
+        for s in bound:
+            s.close()
+    _agree(by_netlink, by_proc)
+    assert by_netlink.counts[("tcp", "closed")] < 10
+
+
 def test_live_collector_uses_netlink_and_matches_the_fallback(make_settings: Callable[..., Settings]) -> None:
     """Both sources count the live host's sockets, which other processes open and close meanwhile:
     the /proc reading is taken between two netlink readings and must lie within them (give or take
