@@ -211,7 +211,9 @@ def main() -> None:
     print(f"\n{'tick thread CPU per tick (median)':44} {tick:7.2f}")
     print(f"{'process CPU per tick (+ OTLP export, receiver)':44} {med(process):7.2f}")
     print(f"{'node_exporter CPU per scrape (mean)':44} {node_cpu:7.2f}")
-    print(f"ratio tick / scrape: {tick / node_cpu:.2f} (tick thread), {med(process) / node_cpu:.2f} (process)")
+    print(
+        f"ratio tick / scrape: {tick / node_cpu:.2f} (tick thread), {med(process) / node_cpu:.2f} (process)"
+    )
 
 
 if __name__ == "__main__":
