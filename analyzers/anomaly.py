@@ -62,6 +62,9 @@ class AnomalyAnalyzer(Analyzer):
         self._export: _Export = ([], [], 0, [])
         self.transitions = Transitions("anomaly")
         self._watch_cache: dict[str, bool] = {}  # metric name -> matched by metrics, not exclude
+        # The watched series of the last gather() and the lists built from them.
+        self._shape: list[tuple[str, list[AttrKey]]] = []
+        self._gathered: tuple[list[str], list[dict[str, str]], list[tuple[str, AttrKey]]] = ([], [], [])
 
     def register(self, meter: Meter, churn: ChurningMeter) -> None:
         churn.create_observable_gauge(
@@ -118,17 +121,23 @@ class AnomalyAnalyzer(Analyzer):
         return watched
 
     def gather(self) -> tuple[list[str], list[dict[str, str]], list[tuple[str, AttrKey]], F64]:
-        """Return metric, attributes, identity and latest value of every watched series."""
-        metrics: list[str] = []
-        attributes: list[dict[str, str]] = []
-        keys: list[tuple[str, AttrKey]] = []
-        columns: list[F64] = []
-        for metric, series, latest in self.ctx.store.latest(self._is_watched):
-            metrics.extend([metric] * len(series))
-            attributes.extend([dict(key) for key in series])
-            keys.extend([(metric, key) for key in series])
-            columns.append(latest)
-        values = np.concatenate(columns) if columns else np.zeros(0)
+        """Return metric, attributes, identity and latest value of every watched series.
+
+        The per-series lists are rebuilt only when the watched series change (not per tick);
+        callers must not mutate them."""
+        latest = self.ctx.store.latest(self._is_watched)
+        shape = [(metric, series) for metric, series, _ in latest]
+        if shape != self._shape:
+            metrics: list[str] = []
+            attributes: list[dict[str, str]] = []
+            keys: list[tuple[str, AttrKey]] = []
+            for metric, series in shape:
+                metrics.extend([metric] * len(series))
+                attributes.extend([dict(key) for key in series])
+                keys.extend([(metric, key) for key in series])
+            self._shape, self._gathered = shape, (metrics, attributes, keys)
+        metrics, attributes, keys = self._gathered
+        values = np.concatenate([v for _, _, v in latest]) if latest else np.zeros(0)
         return metrics, attributes, keys, values
 
     def step(self, keys: list[tuple[str, AttrKey]], values: F64, now: float) -> F64:

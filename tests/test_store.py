@@ -223,6 +223,27 @@ def test_latest_is_the_last_column_of_each_selected_matrix() -> None:
     assert np.isnan(got[1][2]).all()  # "n" reported in an earlier tick only: the gap reads NaN
 
 
+def test_latest_follows_new_refused_and_evicted_series() -> None:
+    store = RingStore(interval=10, raw_window=60, max_series=3, evict_after=20)
+    a, b, c = (attr_key({"i": i}) for i in range(3))
+    store.begin_tick(T0)
+    store.put("m", [a], [1.0])
+    assert [(n, k) for n, k, _ in store.latest(lambda _: True)] == [("m", [a])]
+    store.begin_tick(T0 + 10)
+    store.put("m", [a, b], [2.0, 3.0])  # a new series after a read
+    store.put("full", [c, a, b], [0.0, 0.0, 0.0])  # one column left: only c is kept
+    store.put("refused", [a], [4.0])  # no column left: the metric has no series
+    got = store.latest(lambda _: True)
+    assert [(n, k) for n, k, _ in got] == [("full", [c]), ("m", [a, b])]
+    np.testing.assert_array_equal(got[1][2], [2.0, 3.0])
+    store.begin_tick(T0 + 60)  # every series is past evict_after: all columns are freed
+    store.put("m", [b], [5.0])  # b gets a column again
+    got = store.latest(lambda _: True)
+    assert [(n, k) for n, k, _ in got] == [("m", [b])]
+    np.testing.assert_array_equal(got[0][2], [5.0])
+    assert store.matrix("m", 1).attributes == [{"i": "1"}]
+
+
 def test_put_many_stores_what_separate_puts_store() -> None:
     one, many = RingStore(interval=10, raw_window=60), RingStore(interval=10, raw_window=60)
     batch: list[tuple[str, list[AttrKey], list[float]]] = [

@@ -71,7 +71,7 @@ class Rollups:
 class _Metric:
     """The series of one metric: attribute set -> column."""
 
-    __slots__ = ("index", "last_keys", "last_slots", "last_ts", "name")
+    __slots__ = ("col_keys", "cols", "index", "last_keys", "last_slots", "last_ts", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -80,6 +80,16 @@ class _Metric:
         self.last_keys: list[AttrKey] = []
         self.last_slots: NDArray[np.intp] | None = None
         self.last_ts = -np.inf  # the latest tick in which the metric reported
+        # `index` as a key list and a column array (in its order), rebuilt when it changes.
+        self.col_keys: list[AttrKey] = []
+        self.cols: NDArray[np.intp] | None = None
+
+    def columns(self) -> tuple[list[AttrKey], NDArray[np.intp]]:
+        """Return every series' key and column, in `index` order."""
+        if self.cols is None:
+            self.col_keys = list(self.index)
+            self.cols = np.fromiter(self.index.values(), dtype=np.intp, count=len(self.index))
+        return self.col_keys, self.cols
 
 
 class RingStore:
@@ -229,6 +239,7 @@ class RingStore:
             self.refused += 1
             return None
         metric.index[key] = slot
+        metric.cols = None
         self._owner[slot] = (metric.name, key)
         # A reused column keeps nothing of its previous series; a new one is NaN where time has run.
         self._raw[self._raw_rows(), slot] = np.nan
@@ -255,7 +266,7 @@ class RingStore:
                 continue
             metric = self._metrics[owner[0]]
             del metric.index[owner[1]]
-            metric.last_keys, metric.last_slots = [], None
+            metric.last_keys, metric.last_slots, metric.cols = [], None, None
             if not metric.index:
                 del self._metrics[owner[0]]
             self._owner[slot] = None
@@ -341,9 +352,11 @@ class RingStore:
         series stay (with NaN for that tick). A series missing from a tick in which others of
         its metric reported has ended (a process that exited).
         """
-        now = metric.last_ts
-        seen = self._last_seen
-        return [(key, slot) for key, slot in metric.index.items() if seen[slot] == now]
+        keys, cols = metric.columns()
+        live = self._last_seen[cols] == metric.last_ts
+        if live.all():
+            return list(zip(keys, cols.tolist(), strict=True))
+        return [(keys[i], int(cols[i])) for i in np.flatnonzero(live).tolist()]
 
     def metrics(self) -> list[str]:
         """Return the names of every metric with a live series."""
@@ -381,15 +394,26 @@ class RingStore:
         with self._lock:
             if not self._ticks:
                 return out
-            row = self._raw[self._pos]
-            for name in sorted(self._metrics):
-                if not select(name):
-                    continue
-                live = self._live(self._metrics[name])
-                if not live:
-                    continue
-                slots = np.fromiter((slot for _, slot in live), dtype=np.intp, count=len(live))
-                out.append((name, [key for key, _ in live], row[slots]))
+            names = [name for name in sorted(self._metrics) if select(name)]
+            chosen = [(name, *self._metrics[name].columns()) for name in names]
+            if not chosen:
+                return out
+            # One gather for every selected series: its value now and whether it is live.
+            cols = np.concatenate([c for _, _, c in chosen])
+            sizes = [c.size for _, _, c in chosen]
+            now = np.repeat([self._metrics[name].last_ts for name, _, _ in chosen], sizes)
+            live = self._last_seen[cols] == now
+            values = self._raw[self._pos, cols]
+            start = 0
+            for (name, keys, _), size in zip(chosen, sizes, strict=True):
+                end = start + size
+                mask = live[start:end]
+                if size and mask.all():
+                    out.append((name, list(keys), values[start:end]))
+                elif mask.any():
+                    picked = np.flatnonzero(mask)
+                    out.append((name, [keys[i] for i in picked.tolist()], values[start:end][picked]))
+                start = end
         return out
 
     def _slot(self, name: str, attributes: Mapping[str, object] | None) -> int | None:
