@@ -179,9 +179,11 @@ def test_gather_follows_series_that_come_and_go(rig: Callable[..., Rig]) -> None
     r = rig([LAT])
     analyzer = r.add("anomaly", AnomalyAnalyzer)
     assert isinstance(analyzer, AnomalyAnalyzer)
-    a, b = (("host", "a"),), (("host", "b"),)
+    a: AttrKey = (("host", "a"),)
+    b: AttrKey = (("host", "b"),)
     seen = []
-    for values in ({a: 1.0}, {a: 2.0}, {a: 3.0, b: 4.0}, {b: 5.0}):
+    rounds: list[Series] = [{a: 1.0}, {a: 2.0}, {a: 3.0, b: 4.0}, {b: 5.0}]
+    for values in rounds:
         r.tick({LAT: values})
         metrics, attributes, keys, latest = analyzer.gather()
         seen.append((metrics, attributes, keys, latest.tolist()))
