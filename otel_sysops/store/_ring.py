@@ -137,6 +137,8 @@ class RingStore:
         self._last_evict = -np.inf
         self._restored: list[int] = []
         self.on_rollup: list[RollupListener] = []
+        # Bumped whenever a column is freed: columns from `resolve()` stay valid while it holds.
+        self.generation = 0
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -189,6 +191,53 @@ class RingStore:
                     self._write(s, v, ts)
             else:
                 self._write(slots, vals, ts)
+
+    def resolve(self, name: str, attributes: Sequence[AttrKey]) -> NDArray[np.intp]:
+        """Return the column of each series of `name` (-1 where refused), giving new series one.
+
+        The columns stay valid for `write()` while `generation` is unchanged; a refused series
+        is counted again at every call, as `put` counts it."""
+        with self._lock:
+            metric = self._metrics.get(name)
+            if metric is None:
+                metric = self._metrics[name] = _Metric(name)
+            index = metric.index
+            slots = np.empty(len(attributes), dtype=np.intp)
+            for i, key in enumerate(attributes):
+                slot = index.get(key)
+                if slot is None:
+                    slot = self._new_slot(metric, key)
+                slots[i] = -1 if slot is None else slot
+            return slots
+
+    def write(
+        self, names: Sequence[str], slots: NDArray[np.intp], values: F64, bounds: Sequence[int] | None = None
+    ) -> None:
+        """Store this tick's `values` in the `slots` from `resolve()` (-1: refused, skipped) of the
+        metrics `names`, which all reported in this tick. With `bounds` (the end of each metric's
+        slots, in order), a column present twice is written metric by metric, as `put_many` does."""
+        if self._pos < 0:
+            raise RuntimeError("write() before begin_tick()")
+        with self._lock:
+            ts = self._ts[self._pos]
+            now = float(ts)
+            for name in names:
+                metric = self._metrics.get(name)
+                if metric is not None:
+                    metric.last_ts = now
+            if bounds is None:
+                keep = slots >= 0
+                if keep.all():
+                    self._write(slots, values, ts)
+                else:
+                    self._write(slots[keep], values[keep], ts)
+                return
+            start = 0
+            for end in bounds:
+                part, vals = slots[start:end], values[start:end]
+                keep = part >= 0
+                self._write(part[keep], vals[keep], ts)
+                start = end
 
     def _columns(
         self, name: str, attributes: Sequence[AttrKey], values: Sequence[float] | F64, ts: float
@@ -274,6 +323,7 @@ class RingStore:
             heapq.heappush(self._free, slot)
             self._series -= 1
             self.evicted += 1
+            self.generation += 1
 
     def _close_minute(self) -> None:
         assert self._minute is not None
