@@ -16,6 +16,7 @@ freed. A metric that reported nothing in a tick (a gap) keeps its series.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -446,6 +447,7 @@ class RingStore:
                 return out
             names = [name for name in sorted(self._metrics) if select(name)]
             chosen = [(name, *self._metrics[name].columns()) for name in names]
+            chosen = [entry for entry in chosen if entry[2].size]
             if not chosen:
                 return out
             # One gather for every selected series: its value now and whether it is live.
@@ -454,16 +456,15 @@ class RingStore:
             now = np.repeat([self._metrics[name].last_ts for name, _, _ in chosen], sizes)
             live = self._last_seen[cols] == now
             values = self._raw[self._pos, cols]
-            start = 0
-            for (name, keys, _), size in zip(chosen, sizes, strict=True):
-                end = start + size
-                mask = live[start:end]
-                if size and mask.all():
-                    out.append((name, list(keys), values[start:end]))
-                elif mask.any():
-                    picked = np.flatnonzero(mask)
-                    out.append((name, [keys[i] for i in picked.tolist()], values[start:end][picked]))
-                start = end
+            starts = list(itertools.accumulate(sizes, initial=0))[:-1]
+            counts = np.add.reduceat(live, starts).tolist()
+            for (name, keys, _), size, start, count in zip(chosen, sizes, starts, counts, strict=True):
+                part = values[start : start + size]
+                if count == size:
+                    out.append((name, list(keys), part))
+                elif count:
+                    picked = np.flatnonzero(live[start : start + size])
+                    out.append((name, [keys[i] for i in picked.tolist()], part[picked]))
         return out
 
     def _slot(self, name: str, attributes: Mapping[str, object] | None) -> int | None:
