@@ -6,6 +6,7 @@ package adds a collector by declaring an entry point in the same group.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from abc import ABC, abstractmethod
@@ -40,18 +41,22 @@ class TickFiles:
         self._cache: dict[Path, str | OSError] = {}
 
     def read_text(self, path: Path) -> str:
-        """Return the file's text, read once this tick; raise the same OSError on every call."""
+        """Return the file's text, read once this tick; raise an equal OSError on every call.
+
+        The error is kept without its traceback and each call raises a copy: a kept, re-raised
+        exception would hold its frames (a reference cycle through this frame's locals), so a
+        missing file would leave each tick's garbage to the cyclic GC."""
         with self._lock:
             cached = self._cache.get(path)
         if cached is None:
             try:
                 cached = path.read_text(encoding="utf-8", errors="replace")
             except OSError as exc:
-                cached = exc
+                cached = exc.with_traceback(None)
             with self._lock:
                 self._cache[path] = cached
         if isinstance(cached, OSError):
-            raise cached
+            raise copy.copy(cached)
         return cached
 
     def clear(self) -> None:

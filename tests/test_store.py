@@ -215,6 +215,19 @@ def test_the_mmap_threshold_can_be_pinned_on_glibc() -> None:
         assert pin_mmap_threshold() is True
 
 
+def test_the_gc_young_generation_threshold_is_raised() -> None:
+    import gc
+
+    from otel_sysops._memory import GC_YOUNG_THRESHOLD, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        assert tune_gc() == (GC_YOUNG_THRESHOLD, *before[1:])
+        assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD > before[0]
+    finally:
+        gc.set_threshold(*before)
+
+
 def test_latest_is_the_last_column_of_each_selected_matrix() -> None:
     store = RingStore(interval=10, raw_window=60)
     assert store.latest(lambda _: True) == []  # no tick yet
