@@ -13,7 +13,7 @@ from typing import Protocol
 import pytest
 
 from otel_sysops.errors import CollectorUnavailableError
-from otel_sysops.plugin import INSTRUMENTATION_GROUP, TickFiles, load_plugins
+from otel_sysops.plugin import INSTRUMENTATION_GROUP, TickFiles, load_plugins, read_text_file
 
 
 class Plugin(Protocol):
@@ -115,3 +115,31 @@ def test_a_missing_file_leaves_no_reference_cycle(tmp_path: Path) -> None:
         if enabled:
             gc.enable()
     assert errors == [(FileNotFoundError, errno.ENOENT, str(missing))] * 2
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"cpu  1 2 3\n",
+        b"a\r\nb\rc\n\r",
+        b"\xff\xfe bad utf-8 \xc3",
+        b"x" * 70_000 + b"\r\n" + b"y" * 70_000,
+    ],
+)
+def test_raw_reads_give_what_text_mode_gives(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(content)
+    assert read_text_file(path) == path.read_text(encoding="utf-8", errors="replace")
+
+
+def test_raw_reads_of_proc_files_and_their_errors(tmp_path: Path) -> None:
+    for name in ("/proc/self/status", "/proc/self/mountinfo", "/proc/self/net/dev", "/proc/self/stat"):
+        raw, text = read_text_file(name), Path(name).read_text(encoding="utf-8", errors="replace")
+        assert raw.splitlines()[0] == text.splitlines()[0]  # live files: the lines' shape, not values
+        assert len(raw.splitlines()) == len(text.splitlines())
+    with pytest.raises(FileNotFoundError) as missing:
+        read_text_file(tmp_path / "absent")
+    assert missing.value.filename == str(tmp_path / "absent")
+    with pytest.raises(IsADirectoryError):
+        read_text_file(tmp_path)
