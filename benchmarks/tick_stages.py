@@ -90,6 +90,17 @@ class Stages:
         self.tick.clear()
 
 
+def tune_like_run() -> str:
+    """Tune the process as `otel-sysops run` does (older versions had nothing to tune)."""
+    import gc
+    import importlib
+
+    tune = getattr(importlib.import_module("otel_sysops._memory"), "tune_gc", None)
+    if callable(tune):
+        tune()
+    return f"gc thresholds {gc.get_threshold()}"
+
+
 def build(stages: Stages, endpoint: str | None) -> Any:
     from otel_sysops.pipeline import Pipeline
     from otel_sysops.settings import load_settings
@@ -147,6 +158,7 @@ def main() -> None:
     load = os.getloadavg()[0]
     receiver, endpoint = (None, None) if args.no_otlp else otlp_receiver()
     stages = Stages()
+    tuned = tune_like_run()
     pipe = build(stages, endpoint)
     node, node_url = start_node()
     process: list[float] = []
@@ -197,7 +209,7 @@ def main() -> None:
     node_cpu = statistics.mean(node_ms)
     print(
         f"{os.cpu_count()} cores, load {load:.2f} at start (shared machine), "
-        f"Python {sys.version.split()[0]}, {args.ticks} ticks, {points} points per tick"
+        f"Python {sys.version.split()[0]}, {args.ticks} ticks, {points} points per tick, {tuned}"
     )
     print(f"\n{'stage (tick thread CPU, median ms)':44} {'ms':>7}")
     ordered = sorted(stages.rounds.items(), key=lambda kv: -statistics.median(kv[1]))
