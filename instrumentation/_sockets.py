@@ -92,6 +92,7 @@ class NetlinkSource:
     kernel walks every hash bucket for a dump, which is most of its cost). TCP dumps never ask
     for bound-only sockets (`TCP_BOUND_INACTIVE`): like /proc/net/tcp, the counts are of sockets
     that listen or have a connection state, and the kernel is spared a walk of its bind table.
+    IPv4 and IPv6 TCP come from one dump when both have sockets (`one_tcp_dump`).
     """
 
     name = "netlink"
