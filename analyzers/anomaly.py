@@ -44,6 +44,10 @@ _Export = tuple[
 ]
 
 
+# A metric's series keys, and per series its metric name, attributes and identity.
+_Gathered = tuple[list[AttrKey], list[str], list[dict[str, str]], list[tuple[str, AttrKey]]]
+
+
 class AnomalyAnalyzer(Analyzer):
     """The ensemble score of every watched series, every tick; INFO findings on high scores."""
 
@@ -62,6 +66,8 @@ class AnomalyAnalyzer(Analyzer):
         self._export: _Export = ([], [], 0, [])
         self.transitions = Transitions("anomaly")
         self._watch_cache: dict[str, bool] = {}  # metric name -> matched by metrics, not exclude
+        # Per watched metric, its series at the last gather() and the lists built from them.
+        self._gathered: dict[str, _Gathered] = {}
 
     def register(self, meter: Meter, churn: ChurningMeter) -> None:
         churn.create_observable_gauge(
@@ -118,17 +124,27 @@ class AnomalyAnalyzer(Analyzer):
         return watched
 
     def gather(self) -> tuple[list[str], list[dict[str, str]], list[tuple[str, AttrKey]], F64]:
-        """Return metric, attributes, identity and latest value of every watched series."""
+        """Return metric, attributes, identity and latest value of every watched series.
+
+        Each metric's per-series lists are rebuilt only when its series change (not per tick);
+        callers must not mutate the attribute dicts."""
+        latest = self.ctx.store.latest(self._is_watched)
+        cache = self._gathered
+        fresh: dict[str, _Gathered] = {}
         metrics: list[str] = []
         attributes: list[dict[str, str]] = []
         keys: list[tuple[str, AttrKey]] = []
-        columns: list[F64] = []
-        for metric, series, latest in self.ctx.store.latest(self._is_watched):
-            metrics.extend([metric] * len(series))
-            attributes.extend([dict(key) for key in series])
-            keys.extend([(metric, key) for key in series])
-            columns.append(latest)
-        values = np.concatenate(columns) if columns else np.zeros(0)
+        for metric, series, _ in latest:
+            entry = cache.get(metric)
+            if entry is None or entry[0] != series:
+                attrs = [dict(k) for k in series]
+                entry = (series, [metric] * len(series), attrs, [(metric, k) for k in series])
+            fresh[metric] = entry
+            metrics += entry[1]
+            attributes += entry[2]
+            keys += entry[3]
+        self._gathered = fresh
+        values = np.concatenate([v for _, _, v in latest]) if latest else np.zeros(0)
         return metrics, attributes, keys, values
 
     def step(self, keys: list[tuple[str, AttrKey]], values: F64, now: float) -> F64:

@@ -14,7 +14,7 @@ from otel_sysops.plugin import Analyzer, AnalyzerContext
 from otel_sysops.settings import ThresholdRule
 from otel_sysops.store import AttrKey
 
-from ._common import SeriesIndex, Transitions, fmt_duration, fmt_value, keys_of, matches
+from ._common import SeriesIndex, Transitions, fmt_duration, fmt_value, matches
 from .defaults import DEFAULT_THRESHOLDS, merged, subject
 
 F64 = NDArray[np.float64]
@@ -114,6 +114,9 @@ def threshold_step(rules: RuleArrays, state: ThresholdState, x: F64, now: float)
     return state.level
 
 
+_NO_SERIES: tuple[list[AttrKey], F64] = ([], np.zeros(0))
+
+
 class ThresholdAnalyzer(Analyzer):
     """Static warning/critical levels per metric and attribute matcher (defaults + settings)."""
 
@@ -123,6 +126,7 @@ class ThresholdAnalyzer(Analyzer):
         self.rules = merged(DEFAULT_THRESHOLDS, cfg.thresholds, cfg.default_thresholds)
         self._display = {r.metric: r.display for r in DEFAULT_THRESHOLDS if r.display}
         self._metrics = sorted({r.metric for r in self.rules})
+        self._watched = frozenset(self._metrics)
         self._index: dict[str, SeriesIndex] = {m: SeriesIndex() for m in self._metrics}
         self._state: dict[str, ThresholdState] = {m: ThresholdState.empty(0) for m in self._metrics}
         self._assigned: dict[str, tuple[list[ThresholdRule | None], RuleArrays]] = {}
@@ -157,9 +161,10 @@ class ThresholdAnalyzer(Analyzer):
 
     def analyze(self, now: float) -> Iterable[Finding]:
         findings: list[Finding] = []
+        # Every rule metric's live series and latest values in one store call.
+        latest = {name: (keys, x) for name, keys, x in self.ctx.store.latest(self._watched.__contains__)}
         for metric in self._metrics:
-            matrix = self.ctx.store.matrix(metric, 1)
-            keys = keys_of(matrix.attributes)
+            keys, x = latest.get(metric, _NO_SERIES)
             moved = self._index[metric].align(keys)
             if moved is not None:
                 idx, fresh = moved
@@ -167,14 +172,13 @@ class ThresholdAnalyzer(Analyzer):
                 self._state[metric] = (
                     ThresholdState.empty(len(keys)) if old.level.size == 0 else old.take(idx, fresh)
                 )
-                self._assigned[metric] = self._assign(metric, matrix.attributes)
+                self._assigned[metric] = self._assign(metric, [dict(k) for k in keys])
             findings.extend(self.transitions.vanished(metric, keys, now))
-            if not keys or matrix.values.shape[1] == 0:
+            if not keys:
                 continue
             chosen, arrays = self._assigned[metric]
             state = self._state[metric]
             before = state.level.copy()
-            x = matrix.values[:, -1]
             after = threshold_step(arrays, state, x, now)
             for i in np.nonzero(after != before)[0]:
                 rule = chosen[i]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from otel_sysops.plugin import CollectorContext
+from otel_sysops.plugin import CollectorContext, read_text_file
 
 from ._linux.oneline import parse_int
 
@@ -51,7 +51,7 @@ def read_attribute(path: Path) -> str | None:
     """Return a sysfs attribute's text, or None when it is absent or unreadable (normal in sysfs:
     no such hardware, or EINVAL while a device is down); neither counted nor logged."""
     try:
-        return path.read_text(encoding="utf-8", errors="replace")
+        return read_text_file(path)
     except OSError:
         return None
 

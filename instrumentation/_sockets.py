@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import socket
 from collections import Counter
 from collections.abc import Callable
@@ -12,16 +13,20 @@ from typing import Protocol
 from ._linux.sockets import (
     ALL_STATES,
     NETLINK_SOCK_DIAG,
+    TCP_HASHED,
     TCP_STATES,
     WITHOUT_TIME_WAIT,
     SocketCounts,
     build_inet_diag_request,
+    build_tcp_diag_request,
     parse_inet_diag,
     parse_proc_net_sockets,
     parse_sockstat,
 )
 
 # (transport, IP protocol number, address family, /proc/net file, its line in sockstat{,6})
+_log = logging.getLogger(__name__)
+
 TABLES = (
     ("tcp", socket.IPPROTO_TCP, socket.AF_INET, "tcp", "TCP"),
     ("tcp", socket.IPPROTO_TCP, socket.AF_INET6, "tcp6", "TCP6"),
@@ -84,19 +89,30 @@ class NetlinkSource:
     With `sockstat` (returning the text of /proc/net/sockstat and sockstat6), less is dumped:
     TIME_WAIT sockets are taken from its `tw` count instead of one message each (on a busy host
     they are most of the sockets), and a table whose `inuse` is 0 is not dumped at all (the
-    kernel walks every hash bucket for a dump, which is most of its cost).
+    kernel walks every hash bucket for a dump, which is most of its cost). TCP dumps never ask
+    for bound-only sockets (`TCP_BOUND_INACTIVE`): like /proc/net/tcp, the counts are of sockets
+    that listen or have a connection state, and the kernel is spared a walk of its bind table.
+    IPv4 and IPv6 TCP come from one dump when both have sockets (`one_tcp_dump`).
     """
 
     name = "netlink"
 
     def __init__(
-        self, timeout: float = 1.0, bufsize: int = 65536, sockstat: Callable[[], str] | None = None
+        self,
+        timeout: float = 1.0,
+        bufsize: int = 65536,
+        sockstat: Callable[[], str] | None = None,
+        *,
+        one_tcp_dump: bool = True,
     ) -> None:
         self._timeout = timeout
         self._bufsize = bufsize
         self._sockstat = sockstat
         self._seq = itertools.count(1)
         self._sock: socket.socket | None = None
+        # Whether IPv4 and IPv6 TCP come from one dump (TCPDIAG_GETSOCK): off for good once the
+        # kernel refuses it.
+        self.one_tcp_dump = one_tcp_dump
 
     def _socket(self) -> socket.socket:
         if self._sock is None:
@@ -121,12 +137,16 @@ class NetlinkSource:
         out = SocketCounts()
         stat = self._read_sockstat(out)
         time_wait = stat.get(("TCP", "tw"))
+        tcp_states = TCP_HASHED if time_wait is None else WITHOUT_TIME_WAIT
         try:
             sock = self._socket()
+            both = stat.get(("TCP", "inuse")) != 0 and stat.get(("TCP6", "inuse")) != 0
+            # One walk of the TCP hash for both families; per family if the kernel refuses.
+            tcp_done = both and self.one_tcp_dump and self._dump_tcp_once(sock, tcp_states, out)
             for transport, proto, family, _fname, line in TABLES:
-                if stat.get((line, "inuse")) == 0:
+                if stat.get((line, "inuse")) == 0 or (transport == "tcp" and tcp_done):
                     continue
-                states = WITHOUT_TIME_WAIT if transport == "tcp" and time_wait is not None else ALL_STATES
+                states = ALL_STATES if transport != "tcp" else tcp_states
                 self._dump(sock, family, proto, transport, states, out)
         except OSError:
             self.close()
@@ -135,17 +155,40 @@ class NetlinkSource:
             out.counts[("tcp", "time_wait")] += time_wait
         return out
 
+    def _dump_tcp_once(self, sock: socket.socket, states: int, out: SocketCounts) -> bool:
+        """Count IPv4 and IPv6 TCP sockets in one dump; False (counting nothing) if refused."""
+        part = SocketCounts()
+        try:
+            self._dump(sock, 0, socket.IPPROTO_TCP, "tcp", states, part, build_tcp_diag_request)
+        except SocketSourceError as exc:
+            _log.info("netlink: the one-dump TCP request was refused (%s); dumping per family", exc)
+            self.one_tcp_dump = False
+            return False
+        out.counts.update(part.counts)
+        out.malformed += part.malformed
+        return True
+
     def _dump(
-        self, sock: socket.socket, family: int, proto: int, transport: str, states: int, out: SocketCounts
+        self,
+        sock: socket.socket,
+        family: int,
+        proto: int,
+        transport: str,
+        states: int,
+        out: SocketCounts,
+        compat: Callable[[int, int], bytes] | None = None,
     ) -> None:
         seq = next(self._seq)
-        sock.send(build_inet_diag_request(family, proto, seq, states))
+        request = (
+            build_inet_diag_request(family, proto, seq, states) if compat is None else compat(seq, states)
+        )
+        sock.send(request)
         while True:
             batch = parse_inet_diag(sock.recv(self._bufsize), seq)
             out.malformed += batch.malformed
             if batch.error:
                 # EAFNOSUPPORT/ENOENT: this family or protocol is not in the kernel (no IPv6).
-                if -batch.error in (97, 2):
+                if -batch.error in (97, 2) and compat is None:
                     return
                 raise SocketSourceError(-batch.error, f"sock_diag dump failed: errno {-batch.error}")
             for state, n in Counter(batch.states).items():

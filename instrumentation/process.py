@@ -84,6 +84,39 @@ def _read(path: str) -> str:
         os.close(fd)
 
 
+def fd_dirs_report_counts(proc: str) -> bool:
+    """Return whether `proc` is a live procfs whose /proc/<pid>/fd directories report their
+    number of open descriptors as their size (Linux >= 6.2): one stat instead of a listing.
+
+    Probed on this process's own directory, so a frozen tree or another PID namespace's procfs
+    (where `self` is not this process) is listed as before."""
+    try:
+        if os.readlink(f"{proc}/self") != str(os.getpid()):
+            return False
+        path = f"{proc}/self/fd"
+        size = os.stat(path).st_size
+        listed = len(os.listdir(path))
+    except OSError:
+        return False
+    return size > 0 and size in (listed, listed - 1)  # the listing's own descriptor, or not
+
+
+def _has_dac_override() -> bool:
+    """Return whether this process may list any process's fd directory (CAP_DAC_OVERRIDE or
+    CAP_DAC_READ_SEARCH in its effective set)."""
+    try:
+        status = _read("/proc/self/status")
+    except OSError:
+        return False
+    for line in status.splitlines():
+        if line.startswith("CapEff:"):
+            try:
+                return bool(int(line.split()[1], 16) & 0b110)
+            except (IndexError, ValueError):
+                return False
+    return False
+
+
 class ProcessCollector(Collector[ProcessSnapshot]):
     """`system.process.count`, `system.process.created`, and `process.*` for the top-N processes."""
 
@@ -107,6 +140,8 @@ class ProcessCollector(Collector[ProcessSnapshot]):
         self._passwd = ctx.host_root / "etc" / "passwd"
         self._users: dict[int, str] = {}
         self._passwd_mtime: float | None = None
+        self._fd_by_size = fd_dirs_report_counts(self._proc)
+        self._euid, self._dac = os.geteuid(), _has_dac_override()
         check_process_view(ctx)
 
     @property
@@ -215,8 +250,18 @@ class ProcessCollector(Collector[ProcessSnapshot]):
         return users.get(uid, str(uid))
 
     def _fd_count(self, pid: int) -> int | None:
+        path = f"{self._proc}/{pid}/fd"
+        if self._fd_by_size:
+            try:
+                st = os.stat(path)
+            except OSError:
+                return None  # exited
+            # Only where listing it would be allowed too (the same processes as before are
+            # counted); 0 may be a kernel without the count: asked the slow way.
+            if st.st_size and (st.st_uid == self._euid or self._dac):
+                return st.st_size
         try:
-            return len(os.listdir(f"{self._proc}/{pid}/fd"))
+            return len(os.listdir(path))
         except PermissionError:
             if pid not in self._denied:
                 self._denied.add(pid)

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 
 _log = logging.getLogger(__name__)
+
+# The cyclic GC's young generation is collected after this many container allocations net of
+# frees (CPython's default: 700). A default tick allocates a few thousand (its collection, kept
+# until the next tick) and leaves no cycle behind, so at 700 the GC scanned live tick data several
+# times per tick for nothing.
+GC_YOUNG_THRESHOLD = 10_000
 
 # mallopt(3): M_MMAP_THRESHOLD; 128 KiB is glibc's initial value.
 _M_MMAP_THRESHOLD = -3
@@ -35,6 +42,17 @@ def pin_mmap_threshold() -> bool:
     done = bool(mallopt(_M_MMAP_THRESHOLD, _THRESHOLD))
     _log.debug("mmap threshold pinned at %d bytes: %s", _THRESHOLD, done)
     return done
+
+
+def tune_gc() -> tuple[int, ...]:
+    """Collect the cyclic GC's young generation every GC_YOUNG_THRESHOLD allocations instead of
+    every 700 (the older generations' ratios unchanged); return the thresholds set.
+
+    For the agent's process only (`otel-sysops run`): the pipeline freezes everything alive after
+    its first tick (`gc.freeze()`), so the collections left scan only what later ticks create."""
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+    return gc.get_threshold()
 
 
 def release_free_memory() -> bool:

@@ -52,6 +52,9 @@ class _ChurningInstrument:
     callbacks: Sequence[ChurnCallback]
     # Start time of each live attribute set of a counter; pruned to the live set every tick.
     starts: dict[frozenset[tuple[str, object]], int] = field(default_factory=dict)
+    # `starts` by the attributes' items in the order given (no frozenset built per point); a
+    # stable meter's callbacks report them in the same order tick after tick.
+    by_items: dict[tuple[tuple[str, object], ...], int] = field(default_factory=dict)
 
 
 class ChurningMeter:
@@ -140,7 +143,7 @@ class ChurningMeter:
         for inst in instruments:
             points: list[NumberDataPoint] = []
             gauge = inst.kind == "gauge"
-            starts = inst.starts
+            starts, by_items = inst.starts, inst.by_items
             for callback in inst.callbacks:
                 try:
                     observations = list(callback(options))
@@ -154,13 +157,24 @@ class ChurningMeter:
                     attrs = dict(attrs) if attrs else {}
                     start: int | None = None
                     if not gauge:
-                        key = _attr_key(attrs)
-                        start = starts.get(key)
+                        items: tuple[tuple[str, object], ...] | None = tuple(attrs.items())
+                        try:
+                            start = by_items.get(items)  # type: ignore[arg-type]
+                        except TypeError:  # a list-valued attribute
+                            items = None
                         if start is None:
-                            start = starts[key] = first_start
+                            key = _attr_key(attrs)
+                            start = starts.get(key)
+                            if start is None:
+                                start = starts[key] = first_start
+                            if items is not None:
+                                by_items[items] = start
                     points.append(NumberDataPoint(attrs, start, now, obs.value))  # type: ignore[arg-type]
             if len(starts) > _STABLE_LIMIT:  # misused for churning series: keep only the live ones
                 inst.starts = {_attr_key(p.attributes): p.start_time_unix_nano for p in points}
+                inst.by_items = {}
+            elif len(by_items) > 2 * _STABLE_LIMIT:  # attributes given in ever new orders
+                inst.by_items = {}
             if points:
                 metrics.append(_metric(inst, points))
         return metrics

@@ -6,7 +6,9 @@ package adds a collector by declaring an entry point in the same group.
 
 from __future__ import annotations
 
+import copy
 import logging
+import os
 import threading
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -32,6 +34,27 @@ INSTRUMENTATION_GROUP = "otel_sysops.instrumentation"
 ANALYZERS_GROUP = "otel_sysops.analyzers"
 
 
+def read_text_file(path: str | os.PathLike[str]) -> str:
+    """Return a file's text as `Path.read_text(encoding="utf-8", errors="replace")` does, with
+    raw `os.open`/`os.read` calls (no buffered file object, no stat): a /proc or /sys file is
+    read in one or two reads. Raises the same OSError kinds."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, 65536)
+        if data:
+            chunks = [data]
+            while chunk := os.read(fd, 65536):
+                chunks.append(chunk)
+            if len(chunks) > 1:
+                data = b"".join(chunks)
+    finally:
+        os.close(fd)
+    text = data.decode("utf-8", "replace")
+    if "\r" in text:  # text mode's universal newlines
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
 class TickFiles:
     """Read each file at most once per tick, however many instruments need it."""
 
@@ -40,18 +63,22 @@ class TickFiles:
         self._cache: dict[Path, str | OSError] = {}
 
     def read_text(self, path: Path) -> str:
-        """Return the file's text, read once this tick; raise the same OSError on every call."""
+        """Return the file's text, read once this tick; raise an equal OSError on every call.
+
+        The error is kept without its traceback and each call raises a copy: a kept, re-raised
+        exception would hold its frames (a reference cycle through this frame's locals), so a
+        missing file would leave each tick's garbage to the cyclic GC."""
         with self._lock:
             cached = self._cache.get(path)
         if cached is None:
             try:
-                cached = path.read_text(encoding="utf-8", errors="replace")
+                cached = read_text_file(path)
             except OSError as exc:
-                cached = exc
+                cached = exc.with_traceback(None)
             with self._lock:
                 self._cache[path] = cached
         if isinstance(cached, OSError):
-            raise cached
+            raise copy.copy(cached)
         return cached
 
     def clear(self) -> None:

@@ -17,6 +17,7 @@ pipeline's cadence, which needs nothing from the plugin.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -26,7 +27,10 @@ from pathlib import Path
 from typing import Protocol
 
 from .findings import AlertSink, Finding, Severity
+from .plugin import read_text_file
 from .settings import BudgetSettings
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
 
 _log = logging.getLogger(__name__)
 
@@ -84,13 +88,9 @@ STEPS = (
 def read_usage(procfs: Path, cpu_seconds: float, wall: float, last: tuple[float, float] | None) -> Usage:
     """Return the usage of this process (CPU as a percentage of one core since `last`)."""
     rss = 0.0
-    try:
-        for line in (procfs / "self" / "status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1]) / 1024
-                break
-    except OSError:
-        pass
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        # proc(5): statm's second field is status's VmRSS in pages, and far cheaper to make.
+        rss = int(read_text_file(procfs / "self" / "statm").split()[1]) * _PAGE / 2**20
     try:
         fds = len(os.listdir(procfs / "self" / "fd"))
     except OSError:

@@ -254,3 +254,31 @@ def test_gzip_is_made_once_per_tick_and_is_the_plain_bytes() -> None:
     sink.consume(_data({"gauge": [_point(2.0)], "counter": []}), 1.0)
     assert gzip.decompress(sink.render("openmetrics", gzipped=True)) == sink.render("openmetrics")
     assert sink.content_type("openmetrics").startswith("application/openmetrics-text")
+
+
+def test_cached_prefixes_render_what_a_fresh_renderer_renders() -> None:
+    """Series come and go and reorder, some collide once empty values are dropped, values are
+    awkward: a renderer keeping its prefixes across ticks renders what a new one renders."""
+    import random
+
+    from otel_sysops.sinks._exposition import ExpositionRenderer
+
+    rng = random.Random(7)
+    kept = ExpositionRenderer()
+    values = [0.5, float("nan"), float("inf"), -float("inf"), -0.0, 1e300, 7, True, 2**70]
+    for _ in range(40):
+        gauge = [
+            _point(rng.choice(values), cpu=str(i), mode=rng.choice(["", "user"]))
+            for i in rng.sample(range(6), rng.randint(0, 6))
+        ]
+        counter = [_point(rng.choice(values), **{"net.dir": "rx", "net_dir": rng.choice(["tx", ""])})]
+        data = _data({"gauge": gauge, "counter": counter if rng.random() < 0.7 else []}, rng.random() < 0.5)
+        got, want = kept.render(data), ExpositionRenderer().render(data)
+        assert (got.text, got.openmetrics, got.samples) == (want.text, want.openmetrics, want.samples)
+
+
+def test_sample_values_are_spelt_as_before() -> None:
+    from otel_sysops.sinks._exposition import number
+
+    spelt = [number(v) for v in (0.5, float("nan"), float("inf"), -float("inf"), -0.0, 1e300, 7, True)]
+    assert spelt == ["0.5", "NaN", "+Inf", "-Inf", "-0.0", "1e+300", "7", "True"]

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import pytest
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
-from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData
+from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData, NumberDataPoint
 
 from otel_sysops.churn import ChurningMeter
 from otel_sysops.pipeline import Pipeline
@@ -273,3 +273,26 @@ def test_a_generator_callback_stays_with_the_sdk(make_settings: Callable[..., Se
     pipe.close(1.0)
     assert len(values) == 2
     assert values[1] == values[0] + 1  # the SDK primes it once at creation, then sends per tick
+
+
+def test_a_stable_counter_keeps_each_series_start_however_its_attributes_are_given() -> None:
+    meter = ChurningMeter("test.starts", stable=True)
+    given: list[list[Observation]] = [
+        [Observation(1, {"a": "1", "b": "2"}), Observation(1, {"tags": ["x", "y"]})],
+        [Observation(2, {"b": "2", "a": "1"}), Observation(2, {"tags": ["x", "y"]})],  # reordered
+        [Observation(3, {"a": "1", "b": "2"}), Observation(3, {"a": "new"})],
+    ]
+    tick = iter(given)
+    meter.create_observable_counter("test.count", [lambda _: next(tick)])
+    starts: dict[frozenset[tuple[str, object]], set[int | None]] = {}
+    for now in (100, 200, 300):
+        (metric,) = meter.collect(now)
+        for point in metric.data.data_points:
+            assert isinstance(point, NumberDataPoint)
+            items = {k: tuple(v) if isinstance(v, list) else v for k, v in (point.attributes or {}).items()}
+            starts.setdefault(frozenset(items.items()), set()).add(point.start_time_unix_nano)
+    assert starts == {
+        frozenset({("a", "1"), ("b", "2")}): {100},
+        frozenset({("tags", ("x", "y"))}): {100},
+        frozenset({("a", "new")}): {200},  # new at the third tick: starts at the previous one
+    }

@@ -120,3 +120,14 @@ def test_the_real_usage_is_read_from_proc(make_settings: Callable[..., Settings]
     pipe.close(1.0)
     assert first.rss_mb > 1
     assert first.fds >= 3
+
+
+def test_usage_reads_the_resident_size_status_reports() -> None:
+    from pathlib import Path
+
+    from otel_sysops.selfwatch import read_usage
+
+    status = Path("/proc/self/status").read_text()
+    vm_rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+    usage = read_usage(Path("/proc"), 0.0, 1.0, None)
+    assert abs(usage.rss_mb - vm_rss / 1024) < 2.0  # live: a page or two may come and go

@@ -6,7 +6,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from opentelemetry.sdk.metrics.export import (
+    Gauge,
+    Metric,
+    MetricsData,
+    NumberDataPoint,
+    ResourceMetrics,
+    ScopeMetrics,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from otel_sysops.sinks import StoreSink
 from otel_sysops.store import AttrKey, RingStore, RollupDatabase, attr_key, store_bytes
 
 T0 = 1_700_000_040.0  # a minute boundary
@@ -204,6 +215,19 @@ def test_the_mmap_threshold_can_be_pinned_on_glibc() -> None:
         assert pin_mmap_threshold() is True
 
 
+def test_the_gc_young_generation_threshold_is_raised() -> None:
+    import gc
+
+    from otel_sysops._memory import GC_YOUNG_THRESHOLD, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        assert tune_gc() == (GC_YOUNG_THRESHOLD, *before[1:])
+        assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD > before[0]
+    finally:
+        gc.set_threshold(*before)
+
+
 def test_latest_is_the_last_column_of_each_selected_matrix() -> None:
     store = RingStore(interval=10, raw_window=60)
     assert store.latest(lambda _: True) == []  # no tick yet
@@ -221,6 +245,27 @@ def test_latest_is_the_last_column_of_each_selected_matrix() -> None:
     assert got[0][1] == [attr_key({"i": 1}), attr_key({"i": 5})]
     np.testing.assert_array_equal(got[0][2], [1.5, 2.5])
     assert np.isnan(got[1][2]).all()  # "n" reported in an earlier tick only: the gap reads NaN
+
+
+def test_latest_follows_new_refused_and_evicted_series() -> None:
+    store = RingStore(interval=10, raw_window=60, max_series=3, evict_after=20)
+    a, b, c = (attr_key({"i": i}) for i in range(3))
+    store.begin_tick(T0)
+    store.put("m", [a], [1.0])
+    assert [(n, k) for n, k, _ in store.latest(lambda _: True)] == [("m", [a])]
+    store.begin_tick(T0 + 10)
+    store.put("m", [a, b], [2.0, 3.0])  # a new series after a read
+    store.put("full", [c, a, b], [0.0, 0.0, 0.0])  # one column left: only c is kept
+    store.put("refused", [a], [4.0])  # no column left: the metric has no series
+    got = store.latest(lambda _: True)
+    assert [(n, k) for n, k, _ in got] == [("full", [c]), ("m", [a, b])]
+    np.testing.assert_array_equal(got[1][2], [2.0, 3.0])
+    store.begin_tick(T0 + 60)  # every series is past evict_after: all columns are freed
+    store.put("m", [b], [5.0])  # b gets a column again
+    got = store.latest(lambda _: True)
+    assert [(n, k) for n, k, _ in got] == [("m", [b])]
+    np.testing.assert_array_equal(got[0][2], [5.0])
+    assert store.matrix("m", 1).attributes == [{"i": "1"}]
 
 
 def test_put_many_stores_what_separate_puts_store() -> None:
@@ -244,3 +289,55 @@ def test_put_many_stores_what_separate_puts_store() -> None:
         assert mine.timestamps.size > 0
         for field in ("timestamps", "min", "max", "mean", "last"):
             np.testing.assert_array_equal(getattr(mine, field), getattr(theirs, field))
+
+
+def _collection(metrics: list[tuple[str, list[tuple[dict[str, object], float]]]]) -> MetricsData:
+    scopes = [
+        ScopeMetrics(
+            InstrumentationScope(f"scope{i}"),
+            [
+                Metric(
+                    name,
+                    "",
+                    "1",
+                    Gauge([NumberDataPoint(attrs, 0, 1, value) for attrs, value in points]),  # type: ignore[arg-type]
+                )
+            ],
+            "",
+        )
+        for i, (name, points) in enumerate(metrics)
+    ]
+    return MetricsData([ResourceMetrics(Resource({}), scopes, "")])
+
+
+def _contents(store: RingStore) -> tuple[object, ...]:
+    names = sorted(store._metrics)  # every metric, live or not
+    matrices = [(n, store.matrix(n).attributes, store.matrix(n).values.tolist()) for n in names]
+    return (repr(matrices), store.refused, store.evicted, store.series_count)
+
+
+def test_the_store_sink_stores_what_per_metric_puts_store() -> None:
+    """Series come and go, a metric appears twice in one collection, values are not finite, the
+    cap refuses series and old ones are evicted: the sink's cached columns change nothing."""
+    rng = np.random.default_rng(3)
+    fed, ref = (RingStore(interval=10, raw_window=120, max_series=6, evict_after=40) for _ in range(2))
+    sink = StoreSink(fed)
+    for tick in range(60):
+        metrics: list[tuple[str, list[tuple[dict[str, object], float]]]] = []
+        for name in ("a", "b", "a", "c"):
+            if rng.random() < 0.15:
+                continue
+            series = range(int(rng.integers(1, 5))) if tick % 7 else range(3)
+            values = [float(rng.choice([rng.normal(), np.nan, np.inf, 7.0])) for _ in series]
+            metrics.append(
+                (name, [({"i": i, "tag": ["x", "y"]}, v) for i, v in zip(series, values, strict=True)])
+            )
+        ts = T0 + 10 * tick
+        sink.consume(_collection(metrics), ts)
+        ref.begin_tick(ts)
+        for name, points in metrics:
+            finite = [v if np.isfinite(v) else np.nan for _, v in points]
+            ref.put(name, [attr_key(a) for a, _ in points], finite)
+        assert _contents(fed) == _contents(ref), tick
+    assert ref.refused  # the cap was reached
+    assert ref.evicted

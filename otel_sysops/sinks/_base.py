@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import math
+import itertools
 from typing import Protocol
 
-from opentelemetry.sdk.metrics.export import Gauge, HistogramDataPoint, MetricsData, Sum
+import numpy as np
+from numpy.typing import NDArray
+from opentelemetry.sdk.metrics.export import Gauge, MetricsData, Sum
 
-from otel_sysops.store import AttrKey, RingStore, attr_key
+from otel_sysops.store import RingStore, attr_key
 
 
 class Sink(Protocol):
@@ -28,52 +30,64 @@ class Sink(Protocol):
 class StoreSink:
     """Append every number data point of a collection to the ring store.
 
-    The canonical key of each attribute set is cached across ticks (for the live series only),
-    so a stable series costs a dictionary lookup per tick, not a sort.
+    The store columns of each metric's series are cached across ticks: while a metric reports
+    the same attribute sets in the same order as last tick (and the store freed no column), a
+    tick costs building its identity list and comparing it, with no sort, hash or store lookup
+    per point. The tick's values go to the store as one float64 array.
     """
 
     name = "store"
 
     def __init__(self, store: RingStore) -> None:
         self.store = store
-        self._keys: dict[tuple[str, tuple[tuple[str, object], ...]], AttrKey] = {}
+        # Per number metric, by its position in the collection: name, identities, columns.
+        self._layout: list[tuple[str, list[tuple[tuple[str, object], ...]], NDArray[np.intp]]] = []
+        self._generation = -1
+        self._unique = True  # whether last tick's columns were all distinct
 
     def consume(self, data: MetricsData, timestamp: float) -> None:
-        self.store.begin_tick(timestamp)
-        old: dict[tuple[str, tuple[tuple[str, object], ...]], AttrKey] = self._keys
-        new: dict[tuple[str, tuple[tuple[str, object], ...]], AttrKey] = {}
-        batch: list[tuple[str, list[AttrKey], list[float]]] = []
+        store = self.store
+        store.begin_tick(timestamp)
+        fresh = store.generation != self._generation
+        old = self._layout
+        layout: list[tuple[str, list[tuple[tuple[str, object], ...]], NDArray[np.intp]]] = []
+        names: list[str] = []
+        values: list[float | int] = []
+        changed = fresh
         for rm in data.resource_metrics:
             for sm in rm.scope_metrics:
                 for metric in sm.metrics:
-                    if not isinstance(metric.data, Gauge | Sum):
+                    body = metric.data
+                    if not isinstance(body, Gauge | Sum) or not body.data_points:
                         continue
-                    keys: list[AttrKey] = []
-                    values: list[float] = []
+                    points = body.data_points
+                    idents: list[tuple[tuple[str, object], ...]] = [
+                        tuple(p.attributes.items()) if p.attributes else () for p in points
+                    ]
+                    values.extend([p.value for p in points])
                     name = metric.name
-                    for point in metric.data.data_points:
-                        if isinstance(point, HistogramDataPoint):
-                            continue
-                        attributes = point.attributes or {}
-                        ident: tuple[str, tuple[tuple[str, object], ...]] | None = (
-                            name,
-                            tuple(attributes.items()),
-                        )
-                        try:
-                            key = old.get(ident)  # type: ignore[arg-type]
-                        except TypeError:  # a list-valued attribute: not hashable as given
-                            ident, key = None, None
-                        if key is None:
-                            key = attr_key(attributes)
-                        if ident is not None:
-                            new[ident] = key
-                        keys.append(key)
-                        value = float(point.value)
-                        values.append(value if math.isfinite(value) else math.nan)
-                    if keys:
-                        batch.append((name, keys, values))
-        self.store.put_many(batch)
-        self._keys = new
+                    n = len(layout)
+                    if not fresh and n < len(old) and old[n][0] == name and old[n][1] == idents:
+                        slots = old[n][2]
+                    else:
+                        changed = True
+                        slots = store.resolve(name, [attr_key(p.attributes) for p in points])
+                    layout.append((name, idents, slots))
+                    names.append(name)
+        if not layout:
+            self._layout, self._generation = [], store.generation
+            return
+        slots = np.concatenate([entry[2] for entry in layout]) if len(layout) > 1 else layout[0][2]
+        vals = np.array(values, dtype=np.float64)
+        vals[~np.isfinite(vals)] = np.nan
+        if changed or len(layout) != len(old):
+            kept = slots[slots >= 0]
+            self._unique = np.unique(kept).size == kept.size
+        bounds = None if self._unique else list(itertools.accumulate(entry[2].size for entry in layout))
+        store.write(names, slots, vals, bounds)
+        # A refused series is asked for again next tick (and counted again), as put() does.
+        self._layout = [] if (slots < 0).any() else layout
+        self._generation = store.generation
 
     def failures(self) -> int:
         return 0

@@ -44,8 +44,14 @@ def _labels(pairs: list[tuple[str, str]]) -> str:
     return ",".join(f'{k}="{_label_value(v)}"' for k, v in pairs)
 
 
+_SPECIAL = {"nan": "NaN", "inf": "+Inf", "-inf": "-Inf"}
+
+
 def number(value: float | int) -> str:
     """Return a sample value as both formats spell it."""
+    if type(value) is float:
+        text = repr(value)
+        return _SPECIAL.get(text, text)
     if isinstance(value, int):
         return str(value)
     if math.isnan(value):
@@ -92,11 +98,26 @@ def _hashable(attributes: Mapping[str, object]) -> tuple[tuple[str, object], ...
     return items
 
 
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """One number metric's series as last rendered: identities, prefixes, whether all distinct."""
+
+    prom: str
+    idents: list[tuple[tuple[str, object], ...]]
+    prefixes: list[str]
+    distinct: bool
+
+
 class ExpositionRenderer:
-    """Turn each collection into exposition bytes; keeps per-series label strings of live series."""
+    """Turn each collection into exposition bytes; keeps per-series label strings of live series.
+
+    Per number metric (by its position in the collection) the series' `name{labels} ` prefixes
+    are kept across ticks: while a metric reports the same attribute sets in the same order, a
+    tick costs comparing its identity list and formatting the numbers."""
 
     def __init__(self) -> None:
         self._prefixes: dict[SeriesKey, str] = {}
+        self._layout: list[_Layout | None] = []
         self._heads: dict[tuple[str, str, str], tuple[str, Kind, str, str]] = {}
         self._target: tuple[object, str] | None = None
 
@@ -123,6 +144,7 @@ class ExpositionRenderer:
     def render(self, data: MetricsData) -> Rendered:
         """Return the exposition of `data`."""
         old, self._prefixes = self._prefixes, {}
+        layout, self._layout = self._layout, []
         families: dict[str, _Family] = {}
         target = ""
         samples = 0
@@ -131,7 +153,8 @@ class ExpositionRenderer:
                 target = self._target_info(rm.resource, rm.resource.attributes)
             for sm in rm.scope_metrics:
                 for metric in sm.metrics:
-                    samples += self._metric(metric, families, old)
+                    pos = len(self._layout)
+                    samples += self._metric(metric, families, old, layout[pos] if pos < len(layout) else None)
         text: list[str] = []
         om: list[str] = []
         if target:
@@ -146,42 +169,74 @@ class ExpositionRenderer:
         om.append("# EOF\n")
         return Rendered("".join(text).encode(), "".join(om).encode(), samples)
 
-    def _metric(self, metric: Metric, families: dict[str, _Family], old: dict[SeriesKey, str]) -> int:
+    def _metric(
+        self, metric: Metric, families: dict[str, _Family], old: dict[SeriesKey, str], last: _Layout | None
+    ) -> int:
         body = metric.data
         kind = _kind(body)
         if kind is None:  # exponential histograms have no classic exposition
+            self._layout.append(None)
             return 0
         prom, kind, text_head, om_head = self._head(
             metric.name, metric.unit or "", metric.description or "", kind
         )
         family = families.get(prom)
+        first = family is None
         if family is None:
             family = families[prom] = _Family(prom, kind, text_head, om_head, [], set())
         elif family.kind != kind:
+            self._layout.append(None)
             return 0  # two instruments translating to one name: the first one wins
         lines, seen = family.lines, family.seen
         samples = 0
         if kind == "histogram":
+            self._layout.append(None)
             for hpoint in body.data_points:
                 if isinstance(hpoint, HistogramDataPoint):
                     samples += self._histogram(prom, hpoint, lines, seen)
             return samples
-        new = self._prefixes
-        for point in body.data_points:
-            if not isinstance(point, NumberDataPoint):
-                continue
-            key = (prom, _hashable(point.attributes or {}))
-            prefix = old.get(key)
-            if prefix is None:
-                pairs = label_pairs(key[1])
-                prefix = f"{prom}{{{_labels(pairs)}}} " if pairs else f"{prom} "
-            new[key] = prefix
+        points = [p for p in body.data_points if isinstance(p, NumberDataPoint)]
+        idents: list[tuple[tuple[str, object], ...]] = [
+            tuple(p.attributes.items()) if p.attributes else () for p in points
+        ]
+        if last is not None and last.prom == prom and last.idents == idents:
+            entry = last
+        else:
+            entry = self._layout_of(prom, points, idents, old)
+        self._layout.append(entry)
+        if first and entry.distinct:  # nothing of this family seen yet: no duplicate possible
+            lines.extend(
+                [f"{prefix}{number(p.value)}\n" for prefix, p in zip(entry.prefixes, points, strict=True)]
+            )
+            seen.update(entry.prefixes)
+            return len(points)
+        for prefix, point in zip(entry.prefixes, points, strict=True):
             if prefix in seen:
                 continue  # identical once empty values are dropped: keep the first
             seen.add(prefix)
             lines.append(prefix + number(point.value) + "\n")
             samples += 1
         return samples
+
+    def _layout_of(
+        self,
+        prom: str,
+        points: list[NumberDataPoint],
+        idents: list[tuple[tuple[str, object], ...]],
+        old: dict[SeriesKey, str],
+    ) -> _Layout:
+        """Return the prefixes of a metric whose series changed (those of known series are kept)."""
+        new = self._prefixes
+        prefixes: list[str] = []
+        for point in points:
+            key = (prom, _hashable(point.attributes or {}))
+            prefix = old.get(key) or new.get(key)
+            if prefix is None:
+                pairs = label_pairs(key[1])
+                prefix = f"{prom}{{{_labels(pairs)}}} " if pairs else f"{prom} "
+            new[key] = prefix
+            prefixes.append(prefix)
+        return _Layout(prom, idents, prefixes, len(set(prefixes)) == len(prefixes))
 
     def _histogram(self, prom: str, point: HistogramDataPoint, lines: list[str], seen: set[str]) -> int:
         pairs = label_pairs((point.attributes or {}).items())

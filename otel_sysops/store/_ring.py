@@ -16,6 +16,7 @@ freed. A metric that reported nothing in a tick (a gap) keeps its series.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -71,7 +72,7 @@ class Rollups:
 class _Metric:
     """The series of one metric: attribute set -> column."""
 
-    __slots__ = ("index", "last_keys", "last_slots", "last_ts", "name")
+    __slots__ = ("col_keys", "cols", "index", "last_keys", "last_slots", "last_ts", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -80,6 +81,16 @@ class _Metric:
         self.last_keys: list[AttrKey] = []
         self.last_slots: NDArray[np.intp] | None = None
         self.last_ts = -np.inf  # the latest tick in which the metric reported
+        # `index` as a key list and a column array (in its order), rebuilt when it changes.
+        self.col_keys: list[AttrKey] = []
+        self.cols: NDArray[np.intp] | None = None
+
+    def columns(self) -> tuple[list[AttrKey], NDArray[np.intp]]:
+        """Return every series' key and column, in `index` order."""
+        if self.cols is None:
+            self.col_keys = list(self.index)
+            self.cols = np.fromiter(self.index.values(), dtype=np.intp, count=len(self.index))
+        return self.col_keys, self.cols
 
 
 class RingStore:
@@ -127,6 +138,8 @@ class RingStore:
         self._last_evict = -np.inf
         self._restored: list[int] = []
         self.on_rollup: list[RollupListener] = []
+        # Bumped whenever a column is freed: columns from `resolve()` stay valid while it holds.
+        self.generation = 0
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -180,6 +193,53 @@ class RingStore:
             else:
                 self._write(slots, vals, ts)
 
+    def resolve(self, name: str, attributes: Sequence[AttrKey]) -> NDArray[np.intp]:
+        """Return the column of each series of `name` (-1 where refused), giving new series one.
+
+        The columns stay valid for `write()` while `generation` is unchanged; a refused series
+        is counted again at every call, as `put` counts it."""
+        with self._lock:
+            metric = self._metrics.get(name)
+            if metric is None:
+                metric = self._metrics[name] = _Metric(name)
+            index = metric.index
+            slots = np.empty(len(attributes), dtype=np.intp)
+            for i, key in enumerate(attributes):
+                slot = index.get(key)
+                if slot is None:
+                    slot = self._new_slot(metric, key)
+                slots[i] = -1 if slot is None else slot
+            return slots
+
+    def write(
+        self, names: Sequence[str], slots: NDArray[np.intp], values: F64, bounds: Sequence[int] | None = None
+    ) -> None:
+        """Store this tick's `values` in the `slots` from `resolve()` (-1: refused, skipped) of the
+        metrics `names`, which all reported in this tick. With `bounds` (the end of each metric's
+        slots, in order), a column present twice is written metric by metric, as `put_many` does."""
+        if self._pos < 0:
+            raise RuntimeError("write() before begin_tick()")
+        with self._lock:
+            ts = self._ts[self._pos]
+            now = float(ts)
+            for name in names:
+                metric = self._metrics.get(name)
+                if metric is not None:
+                    metric.last_ts = now
+            if bounds is None:
+                keep = slots >= 0
+                if keep.all():
+                    self._write(slots, values, ts)
+                else:
+                    self._write(slots[keep], values[keep], ts)
+                return
+            start = 0
+            for end in bounds:
+                part, vals = slots[start:end], values[start:end]
+                keep = part >= 0
+                self._write(part[keep], vals[keep], ts)
+                start = end
+
     def _columns(
         self, name: str, attributes: Sequence[AttrKey], values: Sequence[float] | F64, ts: float
     ) -> tuple[NDArray[np.intp], F64]:
@@ -229,6 +289,7 @@ class RingStore:
             self.refused += 1
             return None
         metric.index[key] = slot
+        metric.cols = None
         self._owner[slot] = (metric.name, key)
         # A reused column keeps nothing of its previous series; a new one is NaN where time has run.
         self._raw[self._raw_rows(), slot] = np.nan
@@ -255,7 +316,7 @@ class RingStore:
                 continue
             metric = self._metrics[owner[0]]
             del metric.index[owner[1]]
-            metric.last_keys, metric.last_slots = [], None
+            metric.last_keys, metric.last_slots, metric.cols = [], None, None
             if not metric.index:
                 del self._metrics[owner[0]]
             self._owner[slot] = None
@@ -263,6 +324,7 @@ class RingStore:
             heapq.heappush(self._free, slot)
             self._series -= 1
             self.evicted += 1
+            self.generation += 1
 
     def _close_minute(self) -> None:
         assert self._minute is not None
@@ -341,9 +403,11 @@ class RingStore:
         series stay (with NaN for that tick). A series missing from a tick in which others of
         its metric reported has ended (a process that exited).
         """
-        now = metric.last_ts
-        seen = self._last_seen
-        return [(key, slot) for key, slot in metric.index.items() if seen[slot] == now]
+        keys, cols = metric.columns()
+        live = self._last_seen[cols] == metric.last_ts
+        if live.all():
+            return list(zip(keys, cols.tolist(), strict=True))
+        return [(keys[i], int(cols[i])) for i in np.flatnonzero(live).tolist()]
 
     def metrics(self) -> list[str]:
         """Return the names of every metric with a live series."""
@@ -381,15 +445,26 @@ class RingStore:
         with self._lock:
             if not self._ticks:
                 return out
-            row = self._raw[self._pos]
-            for name in sorted(self._metrics):
-                if not select(name):
-                    continue
-                live = self._live(self._metrics[name])
-                if not live:
-                    continue
-                slots = np.fromiter((slot for _, slot in live), dtype=np.intp, count=len(live))
-                out.append((name, [key for key, _ in live], row[slots]))
+            names = [name for name in sorted(self._metrics) if select(name)]
+            chosen = [(name, *self._metrics[name].columns()) for name in names]
+            chosen = [entry for entry in chosen if entry[2].size]
+            if not chosen:
+                return out
+            # One gather for every selected series: its value now and whether it is live.
+            cols = np.concatenate([c for _, _, c in chosen])
+            sizes = [c.size for _, _, c in chosen]
+            now = np.repeat([self._metrics[name].last_ts for name, _, _ in chosen], sizes)
+            live = self._last_seen[cols] == now
+            values = self._raw[self._pos, cols]
+            starts = list(itertools.accumulate(sizes, initial=0))[:-1]
+            counts = np.add.reduceat(live, starts).tolist()
+            for (name, keys, _), size, start, count in zip(chosen, sizes, starts, counts, strict=True):
+                part = values[start : start + size]
+                if count == size:
+                    out.append((name, list(keys), part))
+                elif count:
+                    picked = np.flatnonzero(live[start : start + size])
+                    out.append((name, [keys[i] for i in picked.tolist()], part[picked]))
         return out
 
     def _slot(self, name: str, attributes: Mapping[str, object] | None) -> int | None:

@@ -173,3 +173,23 @@ def test_the_default_exposition_holds_one_score_per_family(rig: Callable[..., Ri
     assert len([n for n in anomaly if n[0] == SCORE_METRIC]) == 1
     assert not [n for n in anomaly if n[0] == SERIES_SCORE_METRIC]
     assert len(anomaly) <= 10
+
+
+def test_gather_follows_series_that_come_and_go(rig: Callable[..., Rig]) -> None:
+    r = rig([LAT])
+    analyzer = r.add("anomaly", AnomalyAnalyzer)
+    assert isinstance(analyzer, AnomalyAnalyzer)
+    a: AttrKey = (("host", "a"),)
+    b: AttrKey = (("host", "b"),)
+    seen = []
+    rounds: list[Series] = [{a: 1.0}, {a: 2.0}, {a: 3.0, b: 4.0}, {b: 5.0}]
+    for values in rounds:
+        r.tick({LAT: values})
+        metrics, attributes, keys, latest = analyzer.gather()
+        seen.append((metrics, attributes, keys, latest.tolist()))
+    assert seen == [
+        ([LAT], [{"host": "a"}], [(LAT, a)], [1.0]),
+        ([LAT], [{"host": "a"}], [(LAT, a)], [2.0]),
+        ([LAT, LAT], [{"host": "a"}, {"host": "b"}], [(LAT, a), (LAT, b)], [3.0, 4.0]),
+        ([LAT], [{"host": "b"}], [(LAT, b)], [5.0]),
+    ]

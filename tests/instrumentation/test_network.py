@@ -19,9 +19,12 @@ from hypothesis import strategies as st
 from instrumentation._linux.netdev import parse_net_dev, parse_snmp
 from instrumentation._linux.sockets import (
     NLMSG_DONE,
+    NLMSG_ERROR,
     SOCK_DIAG_BY_FAMILY,
+    TCPDIAG_GETSOCK,
     SocketCounts,
     build_inet_diag_request,
+    build_tcp_diag_request,
     parse_inet_diag,
     parse_proc_net_sockets,
     parse_sockstat,
@@ -275,6 +278,26 @@ def test_live_netlink_and_proc_tables_agree() -> None:
     _agree(by_netlink, by_sockstat)
 
 
+def test_bound_only_sockets_are_counted_by_neither_source() -> None:
+    """A socket bound but neither listening nor connected is in no table /proc/net/tcp shows; a
+    netlink dump asking for every state (Linux >= 6.5) would report it as closed."""
+    bound = []
+    for _ in range(10):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        bound.append(s)
+    netlink = NetlinkSource()
+    try:
+        by_netlink = netlink.count()
+        by_proc = ProcNetSource(Path("/proc/net")).count()
+    finally:
+        netlink.close()
+        for s in bound:
+            s.close()
+    _agree(by_netlink, by_proc)
+    assert by_netlink.counts[("tcp", "closed")] < 10
+
+
 def test_live_collector_uses_netlink_and_matches_the_fallback(make_settings: Callable[..., Settings]) -> None:
     """Both sources count the live host's sockets, which other processes open and close meanwhile:
     the /proc reading is taken between two netlink readings and must lie within them (give or take
@@ -392,3 +415,75 @@ def test_settings_are_validated_and_named(make_settings: Callable[..., Settings]
     loaded = load_settings(None, {}, environ=env)
     assert loaded.instrumentation.process.top_n == 3
     assert loaded.instrumentation.network.host_netns is True
+
+
+def test_one_tcp_dump_counts_both_families_as_the_per_family_dumps_do() -> None:
+    socks = _open_some_sockets()
+    server6 = socket.socket(socket.AF_INET6)
+    server6.bind(("::1", 0))
+    server6.listen()
+    client6 = socket.create_connection(server6.getsockname()[:2])
+    accepted6, _ = server6.accept()
+    socks += [server6, client6, accepted6]
+    one, per_family = NetlinkSource(), NetlinkSource(one_tcp_dump=False)
+    try:
+        by_one = one.count()
+        by_family = per_family.count()
+        by_proc = ProcNetSource(Path("/proc/net")).count()
+    finally:
+        one.close()
+        per_family.close()
+        for s in socks:
+            s.close()
+    assert one.one_tcp_dump  # the kernel served it
+    assert by_one.malformed == 0
+    assert by_one.counts[("tcp", "listen")] >= 2
+    assert by_one.counts[("tcp", "established")] >= 4
+    _agree(by_one, by_family)
+    _agree(by_one, by_proc)
+
+
+def test_tcp_diag_request_layout() -> None:
+    req = build_tcp_diag_request(seq=9, states=0x7FF)
+    # nlmsghdr (16) + inet_diag_req (60)
+    assert len(req) == 76
+    length, kind, flags, seq, _ = struct.unpack_from("=IHHII", req)
+    assert (length, kind, flags, seq) == (76, TCPDIAG_GETSOCK, 0x301, 9)
+    assert req[16] == 0  # no family: IPv4 and IPv6
+    assert struct.unpack_from("=II", req, 16 + 4 + 48) == (0x7FF, 0)
+
+
+class _RefusingKernel:
+    """A sock_diag socket whose kernel refuses the one-dump TCP request (EINVAL)."""
+
+    def __init__(self) -> None:
+        self.kinds: list[int] = []
+        self._reply = b""
+
+    def send(self, data: bytes) -> int:
+        _, kind, _, seq, _ = struct.unpack_from("=IHHII", data)
+        self.kinds.append(kind)
+        if kind == TCPDIAG_GETSOCK:
+            self._reply = struct.pack("=IHHIIi", 20, NLMSG_ERROR, 0, seq, 0, -22)
+        else:
+            done = struct.pack("=IHHII", 20, NLMSG_DONE, 2, seq, 0) + b"\0\0\0\0"
+            self._reply = _diag_msg(10, seq) + done
+        return len(data)
+
+    def recv(self, _: int) -> bytes:
+        return self._reply
+
+    def close(self) -> None:
+        return None
+
+
+def test_a_refused_one_dump_request_falls_back_to_per_family_dumps() -> None:
+    kernel = _RefusingKernel()
+    source = NetlinkSource()
+    source._sock = kernel  # type: ignore[assignment]
+    first = source.count()
+    second = source.count()
+    tcp, tcp6, udp, udp6 = [SOCK_DIAG_BY_FAMILY] * 4
+    assert kernel.kinds == [TCPDIAG_GETSOCK, tcp, tcp6, udp, udp6, tcp, tcp6, udp, udp6]
+    assert first.counts == second.counts == {("tcp", "listen"): 2, ("udp", None): 2}
+    assert not source.one_tcp_dump

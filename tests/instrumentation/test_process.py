@@ -319,3 +319,39 @@ def test_unreadable_fd_directory_is_skipped_and_counted_once(tmp_path: Path) -> 
     assert result["fds"] == {"1": 3}  # postgres's descriptors are left out, its other series stay
     assert result["errors"]["permission"] == 1  # three ticks, counted once
     assert len(result["logs"]) == 1
+
+
+def test_open_descriptors_of_a_real_process_by_size_and_by_listing(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Linux >= 6.2 reports a live process's descriptor count as its fd directory's size: the
+    collector stats instead of listing, and both ways give the listing's count. A frozen tree
+    (whose directories have sizes of their own) is always listed."""
+    import platform
+    import subprocess
+    import sys
+
+    from instrumentation.process import fd_dirs_report_counts
+
+    extra = [os.open(os.devnull, os.O_RDONLY) for _ in range(5)]
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE, pass_fds=extra
+    )
+    try:
+        _, collector = _processes(make_settings(procfs="/proc", host_root="/"))
+        listed = len(os.listdir(f"/proc/{child.pid}/fd"))
+        assert listed >= 8  # stdin, stdout, stderr and the five passed
+        kernel = tuple(int(x) for x in platform.release().split(".")[:2] if x.isdecimal())
+        assert collector._fd_by_size == (kernel >= (6, 2))
+        assert collector._fd_count(child.pid) == listed
+        collector._fd_by_size = False
+        assert collector._fd_count(child.pid) == listed
+    finally:
+        for fd in extra:
+            os.close(fd)
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(10)
+    assert not fd_dirs_report_counts(str(HOST / "proc"))
+    _, frozen = _processes(_settings(make_settings, HOST))
+    assert frozen._fd_by_size is False
