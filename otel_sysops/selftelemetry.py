@@ -106,7 +106,7 @@ def register_self_telemetry(
         "otel_sysops.series.refused",
         [refused],
         "{series}",
-        "New series the ring store refused because it was full",
+        "New series the ring store refused because it was full of live series",
     )
     meter.create_observable_counter(
         "otel_sysops.series.evicted",
