@@ -269,6 +269,15 @@ def test_the_mmap_threshold_can_be_pinned_on_glibc() -> None:
         assert pin_mmap_threshold() is True
 
 
+def test_malloc_arenas_can_be_limited_on_glibc() -> None:
+    import platform
+
+    from otel_sysops._memory import limit_malloc_arenas
+
+    if platform.libc_ver()[0] == "glibc":
+        assert limit_malloc_arenas(8) is True  # 8 per core is glibc's own limit: harmless here
+
+
 def test_latest_is_the_last_column_of_each_selected_matrix() -> None:
     store = RingStore(interval=10, raw_window=60)
     assert store.latest(lambda _: True) == []  # no tick yet
