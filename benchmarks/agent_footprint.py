@@ -38,16 +38,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK
 
 
-def memory(pid: int) -> tuple[float, float]:
-    """Return (RSS, USS) in MB; USS = private clean + private dirty (what the process alone costs)."""
-    rss = uss = 0
+def memory(pid: int) -> tuple[float, float, float]:
+    """Return (RSS, USS, AnonHugePages) in MB; USS = private clean + private dirty (what the
+    process alone costs); AnonHugePages = the part of RSS in transparent huge pages."""
+    rss = uss = huge = 0
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
         key, _, rest = line.partition(":")
         if key == "Rss":
             rss = int(rest.split()[0])
         elif key in ("Private_Clean", "Private_Dirty"):
             uss += int(rest.split()[0])
-    return rss / 1024, uss / 1024
+        elif key == "AnonHugePages":
+            huge = int(rest.split()[0])
+    return rss / 1024, uss / 1024, huge / 1024
 
 
 def wait_http(url: str, timeout: float = 30) -> None:
@@ -133,7 +136,7 @@ def main() -> None:
         start_cpu = {name: cpu_seconds(p.pid) for name, p in procs.items()}
         start = time.monotonic()
         end = start + args.minutes * 60
-        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in procs}
+        samples: dict[str, list[tuple[float, float, float]]] = {name: [] for name in procs}
         while time.monotonic() < end:
             for name, url in urls.items():
                 urllib.request.urlopen(url, timeout=10).read()
@@ -153,13 +156,14 @@ def main() -> None:
     )
     print(f"{'':22s} {'RSS MB':>8s} {'USS MB':>8s} {'CPU % core':>11s} {'scrape ms':>10s} {'series':>7s}")
     for name in procs:
-        rss, uss = samples[name][-1]
+        rss, uss, _ = samples[name][-1]
         print(
             f"{name:22s} {rss:8.1f} {uss:8.1f} {cpu[name]:11.3f} "
             f"{latency[name][0]:10.2f} {latency[name][1]:7d}"
         )
     ours = samples["otel-sysops"][-1]
     print(f"otel-sysops RSS over the run (MB): {[round(s[0], 1) for s in samples['otel-sysops']]}")
+    print(f"otel-sysops AnonHugePages at the end: {ours[2]:.1f} MB")
     for name in procs:
         if name != "otel-sysops":
             print(

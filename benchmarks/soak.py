@@ -34,6 +34,14 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def huge_mb(pid: int) -> float:
+    """Return the part of RSS in transparent huge pages (AnonHugePages), in MB."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("AnonHugePages:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def self_gauges(url: str) -> dict[str, float]:
     out: dict[str, float] = {}
     try:
@@ -100,6 +108,7 @@ def main() -> None:
                 next_sample += 10
             time.sleep(min(0.2, gap))
         gauges = self_gauges(url)
+        huge = huge_mb(agent.pid)
     finally:
         for child in children:
             child.kill()
@@ -120,6 +129,7 @@ def main() -> None:
     print(f"{'otel-sysops':12} {ours[0]:8.1f} {max(ours):8.1f} {ours[-1]:8.1f}")
     print(f"{'node_exporter':12} {theirs[0]:8.1f} {max(theirs):8.1f} {theirs[-1]:8.1f}")
     print("otel-sysops RSS every 10 s:", [round(x, 1) for x in ours])
+    print(f"otel-sysops AnonHugePages at the end: {huge:.1f} MB")
     for name, value in sorted(gauges.items()):
         print(f"  {name} {value:g}")
 

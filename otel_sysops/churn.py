@@ -29,8 +29,9 @@ from .catalog import InstrumentCatalog
 
 _log = logging.getLogger(__name__)
 
-# Attribute sets a stable counter remembers start times for before it forgets the departed ones.
-_STABLE_LIMIT = 2000
+# Departed attribute sets a stable counter may remember start times for, beyond as many as are
+# live: past that it forgets the departed ones (a host runs through thousands of PIDs an hour).
+_DEPARTED_SLACK = 64
 
 ChurnCallback = Callable[[CallbackOptions], Iterable[Observation]]
 Kind = Literal["gauge", "counter", "updowncounter"]
@@ -62,8 +63,10 @@ class ChurningMeter:
 
     With `stable=True` it stands in for the SDK's storage of ordinary observable instruments and
     reports what the SDK would: a counter's start time is the collection before its attribute set
-    was first seen (kept for the process's life, as the SDK keeps it), a gauge has none, and a
-    callback that raises loses only its own points (logged, as the SDK logs it)."""
+    was first seen, a gauge has none, and a callback that raises loses only its own points (logged,
+    as the SDK logs it). Unlike the SDK, which keeps a start time for every attribute set it ever
+    saw, it forgets the departed ones once they outnumber the live ones (plus a margin): memory
+    follows the live set, and an attribute set that comes back after that starts anew."""
 
     def __init__(self, scope: str, catalog: InstrumentCatalog | None = None, *, stable: bool = False) -> None:
         self.scope = scope
@@ -144,6 +147,7 @@ class ChurningMeter:
             points: list[NumberDataPoint] = []
             gauge = inst.kind == "gauge"
             starts, by_items = inst.starts, inst.by_items
+            failed = False
             for callback in inst.callbacks:
                 try:
                     observations = list(callback(options))
@@ -151,6 +155,7 @@ class ChurningMeter:
                     level = logging.DEBUG if inst.name in self._failing else logging.WARNING
                     self._failing.add(inst.name)
                     _log.log(level, "callback of %s failed: %s: %s", inst.name, type(exc).__name__, exc)
+                    failed = True
                     continue
                 for obs in observations:
                     attrs = obs.attributes
@@ -170,10 +175,11 @@ class ChurningMeter:
                             if items is not None:
                                 by_items[items] = start
                     points.append(NumberDataPoint(attrs, start, now, obs.value))  # type: ignore[arg-type]
-            if len(starts) > _STABLE_LIMIT:  # misused for churning series: keep only the live ones
+            if not failed and len(starts) > 2 * len(points) + _DEPARTED_SLACK:
+                # Keep the live ones only; not after a failed callback, whose series are not gone.
                 inst.starts = {_attr_key(p.attributes): p.start_time_unix_nano for p in points}
                 inst.by_items = {}
-            elif len(by_items) > 2 * _STABLE_LIMIT:  # attributes given in ever new orders
+            elif len(by_items) > 2 * len(inst.starts) + _DEPARTED_SLACK:  # attributes in ever new orders
                 inst.by_items = {}
             if points:
                 metrics.append(_metric(inst, points))

@@ -61,6 +61,12 @@ def register_self_telemetry(
     def refused(_: CallbackOptions) -> Iterable[Observation]:
         return [Observation(store.refused)]
 
+    def evicted(_: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(store.evicted, {"otel_sysops.reason": "expired"}),
+            Observation(store.evicted_full, {"otel_sysops.reason": "store_full"}),
+        ]
+
     def series(_: CallbackOptions) -> Iterable[Observation]:
         return [Observation(store.series_count)]
 
@@ -100,7 +106,14 @@ def register_self_telemetry(
         "otel_sysops.series.refused",
         [refused],
         "{series}",
-        "New series the ring store refused because it was full",
+        "New series the ring store refused because it was full of live series",
+    )
+    meter.create_observable_counter(
+        "otel_sysops.series.evicted",
+        [evicted],
+        "{series}",
+        "Series the ring store freed: expired (no point for store.evict_after) or ended ones "
+        "freed early because the store was full",
     )
     meter.create_observable_up_down_counter(
         "otel_sysops.series.active", [series], "{series}", "Series held in the ring store"

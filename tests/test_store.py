@@ -69,18 +69,104 @@ def test_series_cap_refuses_and_counts_then_eviction_frees_slots() -> None:
     store.put("m", [attr_key({"pid": p}) for p in range(6)], [1.0] * 6)
     assert store.series_count == 4
     assert store.refused == 2
-    # pids 0-3 stop reporting; after evict_after they are gone and new pids fit.
+    # Metric m then reports nothing (a gap, so its series have not ended): they are kept until
+    # evict_after has passed, and new series of another metric are refused until then.
     for k in range(1, 8):
         store.begin_tick(T0 + 10 * k)
-        store.put("m", [attr_key({"pid": 100 + k})], [2.0])
+        store.put("n", [attr_key({"pid": 100 + k})], [2.0])
     assert store.evicted >= 4
+    assert store.evicted_full == 0
     assert {"pid": "0"} not in store.series("m")
     assert store.series_count <= 4
     # Series last seen at T0 become evictable once older than evict_after (strictly): at T0 + 60,
     # so pids 101-105 were refused and 106, 107 took freed slots.
     assert store.refused == 2 + 5
-    assert store.last("m", {"pid": 106}, 2)[1][0] == 2.0  # held, though not live this tick
-    assert store.series("m") == [{"pid": "107"}]
+    assert store.last("n", {"pid": 106}, 2)[1][0] == 2.0  # held, though not live this tick
+    assert store.series("n") == [{"pid": "107"}]
+
+
+def test_a_full_store_frees_ended_series_for_new_ones_and_never_live_ones() -> None:
+    store = RingStore(interval=10, raw_window=60, max_series=4, evict_after=900)
+    store.begin_tick(T0)
+    store.put("m", [attr_key({"pid": p}) for p in range(4)], [1.0] * 4)
+    # pids 2 and 3 exit; 100 and 101 start: the ended ones make room, long before evict_after.
+    store.begin_tick(T0 + 10)
+    store.put("m", [attr_key({"pid": p}) for p in (0, 1, 100, 101)], [2.0] * 4)
+    assert store.refused == 0
+    assert store.evicted_full == 2
+    assert store.series("m") == [{"pid": "0"}, {"pid": "1"}, {"pid": "100"}, {"pid": "101"}]
+    np.testing.assert_array_equal(store.last("m", {"pid": 0}, 2)[1], [1.0, 2.0])
+    assert np.isnan(store.last("m", {"pid": 100}, 2)[1][0])  # nothing of the freed series
+    # Every series is live: a new one is refused, none is evicted for it.
+    store.begin_tick(T0 + 20)
+    store.put("m", [attr_key({"pid": p}) for p in (0, 1, 100, 101, 102)], [3.0] * 5)
+    assert store.refused == 1
+    assert store.evicted_full == 2
+    assert len(store.series("m")) == 4
+
+
+def test_a_full_store_keeps_the_series_of_a_metric_in_a_gap() -> None:
+    store = RingStore(interval=10, raw_window=60, max_series=2, evict_after=900)
+    store.begin_tick(T0)
+    store.put_many([("g", [attr_key({"disk": "a"})], [1.0]), ("m", [attr_key({"pid": 1})], [1.0])])
+    # g reports nothing this tick (its collector failed): its series waits; pid 1 has ended.
+    store.begin_tick(T0 + 10)
+    store.put("m", [attr_key({"pid": 2})], [2.0])
+    assert store.refused == 0
+    assert store.evicted_full == 1
+    assert store.series("g") == [{"disk": "a"}]
+    assert store.series("m") == [{"pid": "2"}]
+    # All of a metric's series ended at once: the metric itself stays usable.
+    store.begin_tick(T0 + 20)
+    store.put("m", [attr_key({"pid": 3})], [3.0])
+    assert store.series("m") == [{"pid": "3"}]
+    assert store.metrics() == ["g", "m"]
+
+
+def test_a_full_store_resolving_a_returning_series_never_gives_its_column_away() -> None:
+    # The store sink's path (resolve, then write): a series back after one tick away is not ended
+    # once it is asked for again, so the room made for a new series beside it is another's column.
+    store = RingStore(interval=10, raw_window=60, max_series=3, evict_after=900)
+    x, y, p, q = (attr_key({"id": i}) for i in ("x", "y", "p", "q"))
+    store.begin_tick(T0)
+    store.write(["a", "b"], np.concatenate([store.resolve("a", [x]), store.resolve("b", [p, q])]), np.ones(3))
+    store.begin_tick(T0 + 10)  # a reports without x; b loses q
+    store.write(
+        ["a", "b"], np.concatenate([store.resolve("a", []), store.resolve("b", [p])]), np.full(1, 2.0)
+    )
+    store.begin_tick(T0 + 20)  # x is back, with a new y: the store is full
+    slots = store.resolve("a", [x, y])
+    assert slots[0] != slots[1]
+    assert store.evicted_full == 1  # q, the one ended series
+    store.write(["a"], slots, np.array([3.0, 4.0]))
+    np.testing.assert_array_equal(store.last("a", {"id": "x"}, 3)[1][[0, 2]], [1.0, 3.0])
+    assert store.last("a", {"id": "y"}, 1)[1].tolist() == [4.0]
+    assert store.series("b") == [{"id": "p"}]
+
+
+def _vmflags(address: int) -> list[str]:
+    """Return the VmFlags of the mapping of this process that holds `address` (proc(5): smaps)."""
+    inside = False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split(" ", 1)[0]
+        if "-" in head and ":" not in head:
+            start, end = (int(x, 16) for x in head.split("-"))
+            inside = start <= address < end
+        elif inside and line.startswith("VmFlags:"):
+            return line.split()[1:]
+    raise AssertionError(f"no mapping holds {address:#x}")
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux /proc/self/smaps")
+def test_the_rings_are_mapped_without_transparent_huge_pages() -> None:
+    # At 1 s ticks the rings are 167 MB; in huge pages, a tick writing a few columns would make
+    # every 2 MiB page it touches resident.
+    store = RingStore(interval=1, max_series=5000)
+    for ring in (store._raw, store._roll):
+        assert ring.nbytes > 4 * 2**20  # past numpy's own huge-page threshold
+        flags = _vmflags(ring.__array_interface__["data"][0])
+        assert "nh" in flags  # MADV_NOHUGEPAGE
+        assert "hg" not in flags
 
 
 def test_ten_thousand_pids_over_time_never_take_more_than_the_declared_bytes() -> None:
@@ -228,6 +314,15 @@ def test_the_gc_young_generation_threshold_is_raised() -> None:
         gc.set_threshold(*before)
 
 
+def test_malloc_arenas_can_be_limited_on_glibc() -> None:
+    import platform
+
+    from otel_sysops._memory import limit_malloc_arenas
+
+    if platform.libc_ver()[0] == "glibc":
+        assert limit_malloc_arenas(8) is True  # 8 per core is glibc's own limit: harmless here
+
+
 def test_latest_is_the_last_column_of_each_selected_matrix() -> None:
     store = RingStore(interval=10, raw_window=60)
     assert store.latest(lambda _: True) == []  # no tick yet
@@ -313,12 +408,12 @@ def _collection(metrics: list[tuple[str, list[tuple[dict[str, object], float]]]]
 def _contents(store: RingStore) -> tuple[object, ...]:
     names = sorted(store._metrics)  # every metric, live or not
     matrices = [(n, store.matrix(n).attributes, store.matrix(n).values.tolist()) for n in names]
-    return (repr(matrices), store.refused, store.evicted, store.series_count)
+    return (repr(matrices), store.refused, store.evicted, store.evicted_full, store.series_count)
 
 
 def test_the_store_sink_stores_what_per_metric_puts_store() -> None:
     """Series come and go, a metric appears twice in one collection, values are not finite, the
-    cap refuses series and old ones are evicted: the sink's cached columns change nothing."""
+    cap refuses series and ended ones make room: the sink's cached columns change nothing."""
     rng = np.random.default_rng(3)
     fed, ref = (RingStore(interval=10, raw_window=120, max_series=6, evict_after=40) for _ in range(2))
     sink = StoreSink(fed)
@@ -340,4 +435,4 @@ def test_the_store_sink_stores_what_per_metric_puts_store() -> None:
             ref.put(name, [attr_key(a) for a, _ in points], finite)
         assert _contents(fed) == _contents(ref), tick
     assert ref.refused  # the cap was reached
-    assert ref.evicted
+    assert ref.evicted_full  # and ended series were freed for new ones

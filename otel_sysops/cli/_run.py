@@ -19,13 +19,14 @@ def _run(args: argparse.Namespace) -> int:
     import anyio
 
     from otel_sysops._logging import setup_logging
-    from otel_sysops._memory import pin_mmap_threshold, tune_gc
+    from otel_sysops._memory import limit_malloc_arenas, pin_mmap_threshold, tune_gc
     from otel_sysops.app import Agent, default_service_factories
 
     settings, config, overrides = settings_from(args, roots=True)
     setup_logging(settings.log.level, settings.log.format)
     pin_mmap_threshold()
     tune_gc()
+    limit_malloc_arenas()
     agent = Agent(settings, config, overrides, default_service_factories())
     logging.getLogger("otel_sysops").info(
         "otel-sysops started: %d collectors, %d analyzers, interval %ss",

@@ -54,6 +54,9 @@ class StoreSink:
         names: list[str] = []
         values: list[float | int] = []
         changed = fresh
+        # Cached metrics not yet told to the store: marked seen before any new series is given a
+        # column, so a full store making room frees exactly what put() in this order would.
+        untold: list[int] = []
         for rm in data.resource_metrics:
             for sm in rm.scope_metrics:
                 for metric in sm.metrics:
@@ -69,8 +72,12 @@ class StoreSink:
                     n = len(layout)
                     if not fresh and n < len(old) and old[n][0] == name and old[n][1] == idents:
                         slots = old[n][2]
+                        untold.append(n)
                     else:
                         changed = True
+                        if untold:
+                            store.touch([layout[i][0] for i in untold], [layout[i][2] for i in untold])
+                            untold = []
                         slots = store.resolve(name, [attr_key(p.attributes) for p in points])
                     layout.append((name, idents, slots))
                     names.append(name)

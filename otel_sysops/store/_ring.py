@@ -18,6 +18,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import mmap
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,22 @@ ROLLUP_SECONDS = 60.0
 ROLLUP_FIELDS = ("min", "max", "mean", "last")
 # Per column besides the rings: last_seen and the five rollup accumulators (float64 each).
 _PER_SERIES_EXTRA = 6 * 8
+
+
+def _mapped_zeros(shape: tuple[int, ...], dtype: type[np.generic]) -> NDArray[np.generic]:
+    """Return a zeroed array in its own private anonymous mapping, never backed by huge pages.
+
+    numpy asks for transparent huge pages for every array of 4 MiB or more (madvise), and the
+    kernel then makes a whole 2 MiB page resident when one byte of it is written: a tick that
+    writes a few columns of every row would make the entire ring resident. A mapping of our own
+    is zero-filled lazily page by page, and MADV_NOHUGEPAGE keeps it in 4 KiB pages.
+    """
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    buffer = mmap.mmap(-1, max(size, 1), flags=mmap.MAP_PRIVATE)
+    advice = getattr(mmap, "MADV_NOHUGEPAGE", None)  # Linux only
+    if advice is not None:
+        buffer.madvise(advice)
+    return np.frombuffer(buffer, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
 
 
 def attr_key(attributes: Mapping[str, object] | None) -> AttrKey:
@@ -111,14 +128,17 @@ class RingStore:
         self.roll_len = max(2, math.ceil(rollup_window / rollup_seconds))
         self.max_series = max_series
         self.evict_after = evict_after
-        self.refused = 0
-        self.evicted = 0
+        self.refused = 0  # new series turned away: the store was full of live ones
+        self.evicted = 0  # series freed after `evict_after` without a point
+        self.evicted_full = 0  # ended series freed early to make room, the store being full
         self._lock = threading.RLock()
         self._metrics: dict[str, _Metric] = {}
         self._series = 0
-        # Zeroed allocations are mapped lazily; only columns below `_high` are ever written.
-        self._raw = np.zeros((self.raw_len, max_series))
-        self._roll = np.zeros((self.roll_len, max_series, 4), dtype=np.float32)
+        # Zeroed mappings are made resident lazily; only columns below `_high` are ever written.
+        self._raw: F64 = _mapped_zeros((self.raw_len, max_series), np.float64)  # type: ignore[assignment]
+        self._roll: NDArray[np.float32] = _mapped_zeros(  # type: ignore[assignment]
+            (self.roll_len, max_series, 4), np.float32
+        )
         self._last_seen = np.full(max_series, -np.inf)
         self._acc_min = np.full(max_series, np.inf)
         self._acc_max = np.full(max_series, -np.inf)
@@ -193,6 +213,19 @@ class RingStore:
             else:
                 self._write(slots, vals, ts)
 
+    def touch(self, names: Sequence[str], slots: Sequence[NDArray[np.intp]]) -> None:
+        """Mark the metrics `names` as reporting in this tick, with their series at `slots`
+        (from `resolve()`), before `write()` stores their values: as `put` marks them."""
+        if self._pos < 0:
+            raise RuntimeError("touch() before begin_tick()")
+        with self._lock:
+            ts = float(self._ts[self._pos])
+            for name, cols in zip(names, slots, strict=True):
+                metric = self._metrics.get(name)
+                if metric is not None:
+                    metric.last_ts = ts
+                self._last_seen[cols[cols >= 0]] = ts
+
     def resolve(self, name: str, attributes: Sequence[AttrKey]) -> NDArray[np.intp]:
         """Return the column of each series of `name` (-1 where refused), giving new series one.
 
@@ -203,12 +236,25 @@ class RingStore:
             if metric is None:
                 metric = self._metrics[name] = _Metric(name)
             index = metric.index
+            ts = float(self._ts[self._pos]) if self._pos >= 0 else None
+            if ts is not None:
+                metric.last_ts = ts  # it reports in this tick, as put() marks it
             slots = np.empty(len(attributes), dtype=np.intp)
+            new: list[int] = []
             for i, key in enumerate(attributes):
                 slot = index.get(key)
                 if slot is None:
-                    slot = self._new_slot(metric, key)
+                    new.append(i)
+                    continue
+                slots[i] = slot
+                if ts is not None:
+                    # Seen this tick: a full store making room for the new ones below keeps it.
+                    self._last_seen[slot] = ts
+            for i in new:
+                slot = self._new_slot(metric, attributes[i], ts)
                 slots[i] = -1 if slot is None else slot
+                if slot is not None and ts is not None:
+                    self._last_seen[slot] = ts
             return slots
 
     def write(
@@ -250,17 +296,25 @@ class RingStore:
         metric.last_ts = ts
         vals = np.asarray(values, dtype=np.float64)
         if metric.last_keys == attributes and metric.last_slots is not None:
-            return metric.last_slots, vals  # the same series as last tick: the same columns
+            self._last_seen[metric.last_slots] = ts  # the same series as last tick: the same columns
+            return metric.last_slots, vals
         slots = np.empty(len(attributes), dtype=np.intp)
         keep = np.ones(len(attributes), dtype=bool)
+        new: list[int] = []
         for i, key in enumerate(attributes):
             slot = index.get(key)
             if slot is None:
-                slot = self._new_slot(metric, key)
-                if slot is None:
-                    keep[i] = False
-                    continue
+                new.append(i)
+                continue
             slots[i] = slot
+            self._last_seen[slot] = ts  # seen: not a candidate for eviction while this tick runs
+        for i in new:  # after the known series are marked, so none of them is evicted for these
+            slot = self._new_slot(metric, attributes[i], ts)
+            if slot is None:
+                keep[i] = False
+                continue
+            slots[i] = slot
+            self._last_seen[slot] = ts
         if keep.all():
             metric.last_keys, metric.last_slots = list(attributes), slots
         else:
@@ -279,7 +333,10 @@ class RingStore:
         self._acc_cnt[fs] += 1
         self._acc_last[fs] = fv
 
-    def _new_slot(self, metric: _Metric, key: AttrKey) -> int | None:
+    def _new_slot(self, metric: _Metric, key: AttrKey, ts: float | None = None) -> int | None:
+        if not self._free and self._high >= self.max_series and ts is not None:
+            self._evict_ended(ts)
+            self._metrics[metric.name] = metric  # kept, if its last series were the ones freed
         if self._free:
             slot = heapq.heappop(self._free)
         elif self._high < self.max_series:
@@ -308,9 +365,34 @@ class RingStore:
         return slice(0, min(self._rcount, self.roll_len))
 
     def _evict(self, now: float) -> None:
-        high = self._high
-        stale = np.nonzero(self._last_seen[:high] < now - self.evict_after)[0]
-        for slot in stale.tolist():
+        stale = np.nonzero(self._last_seen[: self._high] < now - self.evict_after)[0]
+        self.evicted += self._free_slots(stale.tolist())
+
+    def _evict_ended(self, now: float) -> None:
+        """Free the columns of the longest-ended series early, the store being full.
+
+        A series has ended when its metric reported later than it did (a process that exited);
+        a metric that reported nothing (a gap) keeps its series. A batch of the oldest is freed
+        at once (1/64 of the store), so a burst of new series does not scan once per series.
+        """
+        seen = self._last_seen[: self._high]
+        waiting = np.nonzero(seen < now)[0]
+        ended: list[int] = []
+        for slot in waiting.tolist():
+            owner = self._owner[slot]
+            if owner is not None and seen[slot] < self._metrics[owner[0]].last_ts:
+                ended.append(slot)
+        if not ended:
+            return
+        batch = max(1, self.max_series // 64)
+        if len(ended) > batch:
+            order = np.argsort(seen[ended], kind="stable")[:batch]
+            ended = [ended[i] for i in order.tolist()]
+        self.evicted_full += self._free_slots(ended)
+
+    def _free_slots(self, slots: list[int]) -> int:
+        freed = 0
+        for slot in slots:
             owner = self._owner[slot]
             if owner is None:
                 continue
@@ -323,8 +405,9 @@ class RingStore:
             self._last_seen[slot] = -np.inf
             heapq.heappush(self._free, slot)
             self._series -= 1
-            self.evicted += 1
             self.generation += 1
+            freed += 1
+        return freed
 
     def _close_minute(self) -> None:
         assert self._minute is not None
