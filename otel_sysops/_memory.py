@@ -21,6 +21,20 @@ _THRESHOLD = 128 * 1024
 _M_ARENA_MAX = -8
 
 
+def _mallopt(param: int, value: int) -> bool:
+    """Call glibc's mallopt(3); return whether it took the value (False elsewhere than glibc)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(param, value))
+
+
 def pin_mmap_threshold() -> bool:
     """Fix glibc's mmap threshold at 128 KiB; return whether it was set.
 
@@ -30,17 +44,7 @@ def pin_mmap_threshold() -> bool:
     measured here, 10 MB more resident after the first ticks. Setting the threshold explicitly
     turns that adjustment off. Elsewhere than glibc this does nothing.
     """
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    done = bool(mallopt(_M_MMAP_THRESHOLD, _THRESHOLD))
+    done = _mallopt(_M_MMAP_THRESHOLD, _THRESHOLD)
     _log.debug("mmap threshold pinned at %d bytes: %s", _THRESHOLD, done)
     return done
 
@@ -64,16 +68,7 @@ def limit_malloc_arenas(arenas: int = 1) -> bool:
     tick, the HTTP server, the OTLP worker, gRPC's) mostly run under the GIL, so sharing one arena
     costs little time. Call it before threads start. Elsewhere than glibc this does nothing.
     """
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    done = bool(mallopt(_M_ARENA_MAX, arenas))
+    done = _mallopt(_M_ARENA_MAX, arenas)
     _log.debug("malloc arenas limited to %d: %s", arenas, done)
     return done
 

@@ -231,31 +231,15 @@ class RingStore:
 
         The columns stay valid for `write()` while `generation` is unchanged; a refused series
         is counted again at every call, as `put` counts it."""
+        if self._pos < 0:
+            raise RuntimeError("resolve() before begin_tick()")
         with self._lock:
             metric = self._metrics.get(name)
             if metric is None:
                 metric = self._metrics[name] = _Metric(name)
-            index = metric.index
-            ts = float(self._ts[self._pos]) if self._pos >= 0 else None
-            if ts is not None:
-                metric.last_ts = ts  # it reports in this tick, as put() marks it
-            slots = np.empty(len(attributes), dtype=np.intp)
-            new: list[int] = []
-            for i, key in enumerate(attributes):
-                slot = index.get(key)
-                if slot is None:
-                    new.append(i)
-                    continue
-                slots[i] = slot
-                if ts is not None:
-                    # Seen this tick: a full store making room for the new ones below keeps it.
-                    self._last_seen[slot] = ts
-            for i in new:
-                slot = self._new_slot(metric, attributes[i], ts)
-                slots[i] = -1 if slot is None else slot
-                if slot is not None and ts is not None:
-                    self._last_seen[slot] = ts
-            return slots
+            ts = float(self._ts[self._pos])
+            metric.last_ts = ts  # it reports in this tick, as put() marks it
+            return self._assign(metric, attributes, ts)
 
     def write(
         self, names: Sequence[str], slots: NDArray[np.intp], values: F64, bounds: Sequence[int] | None = None
@@ -292,14 +276,25 @@ class RingStore:
         metric = self._metrics.get(name)
         if metric is None:
             metric = self._metrics[name] = _Metric(name)
-        index = metric.index
         metric.last_ts = ts
         vals = np.asarray(values, dtype=np.float64)
         if metric.last_keys == attributes and metric.last_slots is not None:
             self._last_seen[metric.last_slots] = ts  # the same series as last tick: the same columns
             return metric.last_slots, vals
+        slots = self._assign(metric, attributes, ts)
+        keep = slots >= 0
+        if keep.all():
+            metric.last_keys, metric.last_slots = list(attributes), slots
+        else:
+            slots, vals = slots[keep], vals[keep]
+            metric.last_keys, metric.last_slots = [], None
+        return slots, vals
+
+    def _assign(self, metric: _Metric, attributes: Sequence[AttrKey], ts: float) -> NDArray[np.intp]:
+        """Return the column of each series (-1: refused), new ones given one after the known ones
+        are marked seen, so a full store making room never frees a column asked for in this tick."""
+        index = metric.index
         slots = np.empty(len(attributes), dtype=np.intp)
-        keep = np.ones(len(attributes), dtype=bool)
         new: list[int] = []
         for i, key in enumerate(attributes):
             slot = index.get(key)
@@ -307,20 +302,13 @@ class RingStore:
                 new.append(i)
                 continue
             slots[i] = slot
-            self._last_seen[slot] = ts  # seen: not a candidate for eviction while this tick runs
-        for i in new:  # after the known series are marked, so none of them is evicted for these
-            slot = self._new_slot(metric, attributes[i], ts)
-            if slot is None:
-                keep[i] = False
-                continue
-            slots[i] = slot
             self._last_seen[slot] = ts
-        if keep.all():
-            metric.last_keys, metric.last_slots = list(attributes), slots
-        else:
-            slots, vals = slots[keep], vals[keep]
-            metric.last_keys, metric.last_slots = [], None
-        return slots, vals
+        for i in new:
+            slot = self._new_slot(metric, attributes[i], ts)
+            slots[i] = -1 if slot is None else slot
+            if slot is not None:
+                self._last_seen[slot] = ts
+        return slots
 
     def _write(self, slots: NDArray[np.intp], vals: F64, ts: np.float64) -> None:
         self._raw[self._pos, slots] = vals
