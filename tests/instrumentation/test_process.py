@@ -335,9 +335,15 @@ def test_open_descriptors_of_a_real_process_by_size_and_by_listing(
 
     extra = [os.open(os.devnull, os.O_RDONLY) for _ in range(5)]
     child = subprocess.Popen(
-        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE, pass_fds=extra
+        [sys.executable, "-c", "import sys; print('ready', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        pass_fds=extra,
     )
     try:
+        # Past its start-up (which opens and closes files): its descriptors stay as they are.
+        assert child.stdout is not None
+        assert child.stdout.readline() == b"ready\n"
         _, collector = _processes(make_settings(procfs="/proc", host_root="/"))
         listed = len(os.listdir(f"/proc/{child.pid}/fd"))
         assert listed >= 8  # stdin, stdout, stderr and the five passed
@@ -352,6 +358,8 @@ def test_open_descriptors_of_a_real_process_by_size_and_by_listing(
         assert child.stdin is not None
         child.stdin.close()
         child.wait(10)
+        if child.stdout is not None:
+            child.stdout.close()
     assert not fd_dirs_report_counts(str(HOST / "proc"))
     _, frozen = _processes(_settings(make_settings, HOST))
     assert frozen._fd_by_size is False
