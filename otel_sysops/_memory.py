@@ -6,6 +6,7 @@ import ctypes
 import ctypes.util
 import gc
 import logging
+from typing import Any
 
 _log = logging.getLogger(__name__)
 
@@ -21,14 +22,21 @@ _THRESHOLD = 128 * 1024
 _M_ARENA_MAX = -8
 
 
-def _mallopt(param: int, value: int) -> bool:
-    """Call glibc's mallopt(3); return whether it took the value (False elsewhere than glibc)."""
+def _libc(function: str) -> Any | None:
+    """Return the C library's `function` (None where there is no such library or function)."""
     name = ctypes.util.find_library("c")
     if name is None:
-        return False
+        return None
     try:
-        mallopt = ctypes.CDLL(name).mallopt
+        return getattr(ctypes.CDLL(name), function)
     except (OSError, AttributeError):
+        return None
+
+
+def _mallopt(param: int, value: int) -> bool:
+    """Call glibc's mallopt(3); return whether it took the value (False elsewhere than glibc)."""
+    mallopt = _libc("mallopt")
+    if mallopt is None:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
@@ -79,12 +87,8 @@ def release_free_memory() -> bool:
     After a backlog drains (an OTLP endpoint that was down comes back), the freed collections leave
     free but resident heap behind; trimming returns it. Elsewhere than glibc this does nothing.
     """
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        trim = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):
+    trim = _libc("malloc_trim")
+    if trim is None:
         return False
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
