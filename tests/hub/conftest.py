@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +154,32 @@ def nats_portal() -> Iterator[BlockingPortal]:
         finally:
             # Cancel what still runs there (the simulated agents' loops).
             portal.call(portal.stop, True)
+
+
+class GetServer:
+    """An HTTP server on 127.0.0.1 in a thread answering every GET with `answer()`: (body, type)."""
+
+    def __init__(self, answer: Callable[[], tuple[bytes, str]]) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body, content_type = answer()
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 __all__ = ["NatsServer", "free_port", "nats_server_binary", "need"]

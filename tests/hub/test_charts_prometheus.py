@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +12,7 @@ import pytest
 
 from tests.bridge.conftest import NatsServer
 from tests.conftest import free_port, need_binary
-from tests.hub.conftest import RunningHub, wait_for
+from tests.hub.conftest import GetServer, RunningHub, wait_for
 
 # What two hosts' agents expose, as Prometheus scrapes them through a Collector (host_name on
 # every series); values change between scrapes so the chart has a shape to check.
@@ -32,28 +30,15 @@ class Target:
 
     def __init__(self) -> None:
         self.scrapes = 0
-        outer = self
+        self.server = GetServer(self._answer)
+        self.address = self.server.address
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                outer.scrapes += 1
-                body = EXPOSITION.format(user=outer.scrapes / 100).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _answer(self) -> tuple[bytes, str]:
+        self.scrapes += 1
+        return EXPOSITION.format(user=self.scrapes / 100).encode(), "text/plain; version=0.0.4"
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 @pytest.fixture

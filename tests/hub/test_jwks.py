@@ -10,14 +10,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.bridge.conftest import NatsServer
-from tests.hub.conftest import RunningHub
+from tests.hub.conftest import GetServer, RunningHub
 
 jwt = pytest.importorskip("jwt")
 rsa = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.rsa")
@@ -33,34 +32,19 @@ class KeyServer:
         self.hold = threading.Event()
         self.held = threading.Event()  # a request is waiting on `hold`
         self.release = threading.Event()
-        outer = self
+        self.server = GetServer(self._answer)
+        self.url = f"http://{self.server.address}/jwks.json"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                outer.fetches += 1
-                if outer.hold.is_set():
-                    outer.held.set()
-                    outer.release.wait(30)
-                body = json.dumps({"keys": outer.keys}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+    def _answer(self) -> tuple[bytes, str]:
+        self.fetches += 1
+        if self.hold.is_set():
+            self.held.set()
+            self.release.wait(30)
+        return json.dumps({"keys": self.keys}).encode(), "application/json"
 
     def close(self) -> None:
         self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 def _key() -> Any:
